@@ -1,0 +1,27 @@
+# Two commands a newcomer needs:  `make run`  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: run test bench clean-venv
+
+# The venv is rebuilt whenever the pinned dependencies change.
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+## run: set up .venv and run the whole DVC pipeline on the embedded corpus
+run: $(BIN)/.installed
+	$(BIN)/dvc repro
+
+## test: set up .venv and run the test suite
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+## bench: speed figures (tokenize MB/s, peak RSS)
+bench: $(BIN)/.installed
+	$(BIN)/python bench/tokenize_bench.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Reproducible word2vec (SGNS) pipeline: one module per DVC stage plus the shared pieces they use."""

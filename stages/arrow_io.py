@@ -1,0 +1,93 @@
+"""Arrow files passed between stages, and the list-array helpers that build them.
+
+Two formats, both read in batches so no stage holds a whole corpus:
+
+* token file (tokenize → vocab): Parquet, one column ``tokens: list<string>``, one row per document
+  (a line of the corpus, or a ``max_sequence_length`` piece of a long line); one row group per batch.
+* id file (vocab → pairs): Arrow IPC, one column ``ids: list<int32>``, one row per document, out-of-vocabulary
+  words dropped. The list offsets are the document boundaries. Memory-mapped, so the ids and offsets reach
+  numpy without a copy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+TOKENS_SCHEMA = pa.schema([pa.field("tokens", pa.list_(pa.string()))])
+IDS_SCHEMA = pa.schema([pa.field("ids", pa.list_(pa.int32()))])
+
+
+def lists_from_lengths(lengths: np.ndarray, values: pa.Array) -> pa.ListArray:
+    """Build a list array whose i-th row holds the next ``lengths[i]`` values."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def keep_values(lists: pa.ListArray, keep: pa.BooleanArray) -> pa.ListArray:
+    """Drop the values where ``keep`` (aligned with the flattened values) is false; rows stay in place."""
+    values = pc.list_flatten(lists)
+    parents = pc.list_parent_indices(lists).to_numpy()
+    keep_np = keep.to_numpy(zero_copy_only=False)
+    lengths = np.bincount(parents[keep_np], minlength=len(lists))
+    return lists_from_lengths(lengths, values.filter(keep))
+
+
+def drop_empty_rows(lists: pa.ListArray) -> pa.ListArray:
+    return lists.filter(pc.greater(pc.list_value_length(lists), 0))
+
+
+def write_token_file(path: Path | str, batches: Iterable[pa.ListArray]) -> tuple[int, int]:
+    """Write token batches as Parquet row groups; return (rows, tokens)."""
+    rows = tokens = 0
+    with pq.ParquetWriter(path, TOKENS_SCHEMA, compression="zstd") as writer:
+        for batch in batches:
+            if len(batch):
+                writer.write_table(pa.Table.from_arrays([batch], schema=TOKENS_SCHEMA))
+                rows += len(batch)
+                tokens += len(batch.values)
+    return rows, tokens
+
+
+def iter_token_batches(path: Path | str) -> Iterator[pa.ListArray]:
+    """Yield the token file's rows one row group at a time."""
+    parquet = pq.ParquetFile(path)
+    for group in range(parquet.num_row_groups):
+        yield parquet.read_row_group(group, columns=["tokens"]).column("tokens").combine_chunks()
+
+
+def count_token_batches(path: Path | str) -> int:
+    return pq.ParquetFile(path).num_row_groups
+
+
+def write_id_file(path: Path | str, batches: Iterable[pa.ListArray]) -> tuple[int, int]:
+    """Write id batches (list<int32>) as an Arrow IPC file; return (rows, ids)."""
+    rows = ids = 0
+    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, IDS_SCHEMA) as writer:
+        for batch in batches:
+            if len(batch):
+                writer.write_batch(pa.record_batch([batch], schema=IDS_SCHEMA))
+                rows += len(batch)
+                ids += len(batch.values)
+    return rows, ids
+
+
+def iter_id_batches(path: Path | str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (offsets, ids) per batch as int32 numpy views of the memory-mapped file (no copy).
+
+    ``ids[offsets[i]:offsets[i+1]]`` is document i of the batch.
+    """
+    source = pa.memory_map(str(path), "r")
+    reader = ipc.open_file(source)
+    for index in range(reader.num_record_batches):
+        lists = reader.get_batch(index).column(0)
+        offsets = lists.offsets.to_numpy(zero_copy_only=True)
+        ids = lists.values.to_numpy(zero_copy_only=True)
+        yield offsets - offsets[0], ids[offsets[0]:offsets[-1]]

@@ -1,0 +1,45 @@
+"""What every entry point shares: logging set-up and turning known failures into one clear line."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from typing import Callable
+
+log = logging.getLogger("w2v")
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class UserError(Exception):
+    """A failure the user can fix (bad param, missing file, unreachable server): shown as one line, no traceback."""
+
+
+def setup_logging(verbose: bool = False) -> None:
+    level = logging.DEBUG if verbose or os.environ.get("W2V_DEBUG") else logging.INFO
+    logging.basicConfig(level=level, format="%(name)s: %(message)s", stream=sys.stderr, force=True)
+
+
+def entry_point(main: Callable[[], None]) -> Callable[[], None]:
+    """Wrap a stage's ``main``: set up logging; a UserError exits 2 with its message, Ctrl-C exits 130.
+
+    Set W2V_DEBUG=1 to see the traceback behind a UserError.
+    """
+
+    @functools.wraps(main)
+    def run() -> None:
+        setup_logging()
+        try:
+            main()
+        except UserError as exc:
+            log.debug("traceback", exc_info=True)
+            log.error("error: %s", exc)
+            sys.exit(EXIT_USER_ERROR)
+        except KeyboardInterrupt:
+            log.error("interrupted: no output was written (partial files are removed); re-run to start again")
+            sys.exit(EXIT_INTERRUPTED)
+
+    return run

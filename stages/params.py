@@ -1,0 +1,181 @@
+"""Load and validate ``params.yaml``.
+
+Every stage calls :func:`load_params` first. The whole file is validated, not just the stage's own section,
+so that a typo anywhere fails at the first stage that runs, with one line that names the key, the value
+and what is allowed::
+
+    params.yaml: vocab.min_count = -1 is out of range: an integer >= 1
+
+Each section is a frozen dataclass; a field's metadata says what values it accepts. Cross-field rules
+(e.g. ``download.url`` is required when ``download.source`` is ``url``) live in each class's ``check``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stages.console import UserError
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class ParamError(UserError):
+    """A value in params.yaml that the pipeline cannot use."""
+
+
+def param(default: Any, *, choices: tuple | None = None, ge: float | None = None, gt: float | None = None,
+          le: float | None = None, lt: float | None = None, regex: str | None = None,
+          help: str = "") -> Any:
+    """A dataclass field with the rules its value must follow."""
+    rules = {"choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt, "regex": regex, "help": help}
+    return field(default=default, metadata=rules)
+
+
+def _type_name(kind: type) -> str:
+    return {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string"}[kind]
+
+
+def _describe(rules: dict, kind: type) -> str:
+    """What is allowed, in words: 'an integer >= 1', 'one of sample, file, url, hf'."""
+    if rules["choices"]:
+        return "one of " + ", ".join(str(c) for c in rules["choices"])
+    bounds = [f"{op} {rules[key]}" for key, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+              if rules[key] is not None]
+    text = _type_name(kind)
+    if rules["regex"]:
+        text += f" matching {rules['regex']}"
+    return " ".join([text] + [" and ".join(bounds)] if bounds else [text])
+
+
+def _coerce(section: str, name: str, value: Any, kind: type, rules: dict) -> Any:
+    where = f"{section}.{name} = {value!r}"
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise ParamError(f"{where} has the wrong type: must be {_describe(rules, kind)}")
+    if rules["choices"] and value not in rules["choices"]:
+        raise ParamError(f"{where} is not allowed: must be {_describe(rules, kind)}")
+    if rules["regex"] and not re.fullmatch(rules["regex"], value):
+        raise ParamError(f"{where} is malformed: must be {_describe(rules, kind)}")
+    for key, holds in (("ge", lambda b: value >= b), ("gt", lambda b: value > b),
+                       ("le", lambda b: value <= b), ("lt", lambda b: value < b)):
+        if rules[key] is not None and not holds(rules[key]):
+            raise ParamError(f"{where} is out of range: must be {_describe(rules, kind)}")
+    return value
+
+
+@dataclass(frozen=True)
+class Section:
+    """Base of every params section: builds itself from a YAML mapping, rejecting what it does not know."""
+
+    @classmethod
+    def from_mapping(cls, section: str, raw: Any) -> "Section":
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ParamError(f"{section} must be a mapping of keys to values, got {raw!r}")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise ParamError(f"unknown key {section}.{unknown[0]}: "
+                             f"{section} accepts {', '.join(known)}")
+        values = {name: _coerce(section, name, raw[name], type(f.default), dict(f.metadata))
+                  for name, f in known.items() if name in raw}
+        params = cls(**values)
+        params.check(section)
+        return params
+
+    def check(self, section: str) -> None:
+        """Cross-field rules; raise ParamError. Sections override this."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class DownloadParams(Section):
+    source: str = param("sample", choices=("sample", "file", "url", "hf"),
+                        help="where the corpus comes from")
+    path: str = param("data/sample/text8-head.txt.gz",
+                      help="local corpus for source=file (.txt, .gz, .bz2, .xz, .zip); a DVC dependency")
+    url: str = param("", help="http(s) URL for source=url")
+    sha256: str = param("", regex=r"(|[0-9a-fA-F]{64})", help="expected sha256 of the downloaded file")
+    timeout: float = param(60.0, gt=0, help="seconds without data before a download fails")
+    hf_dataset: str = param("", help="Hugging Face dataset id, or a directory saved with save_to_disk")
+    hf_config: str = param("", help="dataset configuration name ('' for the default)")
+    hf_split: str = param("train", help="dataset split")
+    hf_revision: str = param("", help="dataset revision (commit, tag or branch; '' for the default)")
+    hf_text_column: str = param("text", help="column that holds the text")
+
+    def check(self, section: str) -> None:
+        if self.source == "file" and not self.path:
+            raise ParamError(f"{section}.path is empty: source 'file' needs a local path")
+        if self.source == "url" and not re.match(r"https?://", self.url):
+            raise ParamError(f"{section}.url = {self.url!r} must start with http:// or "
+                             f"https:// when {section}.source is 'url'")
+        if self.source == "hf" and not self.hf_dataset:
+            raise ParamError(f"{section}.hf_dataset is empty: source 'hf' needs a dataset id "
+                             f"(e.g. wikitext) or a local directory saved with datasets")
+
+
+@dataclass(frozen=True)
+class TokenizeParams(Section):
+    lowercase: bool = param(True, help="lower-case the text")
+    normalize: str = param("NFKC", choices=("NFKC", "NFC", "NFKD", "NFD", "none"),
+                           help="Unicode normalisation form applied before tokenising")
+    token_pattern: str = param(r"[\p{L}\p{M}]+", help="RE2 regex of one token (default: runs of letters)")
+    max_sequence_length: int = param(10000, ge=1, help="longer lines are split into rows of this many tokens")
+    workers: int = param(0, ge=0, help="worker processes (0 = all cores); speed only, not declared to DVC")
+
+    def check(self, section: str) -> None:
+        import pyarrow.compute as pc  # deferred: the params module stays light to import
+
+        try:
+            matches = pc.match_substring_regex(["", " ", "\n", "\t"], self.token_pattern).to_pylist()
+        except Exception as exc:  # pyarrow raises ArrowInvalid with RE2's own words
+            raise ParamError(f"{section}.token_pattern = {self.token_pattern!r} is not a valid "
+                             f"RE2 regex: {exc}") from None
+        if any(matches):
+            raise ParamError(f"{section}.token_pattern = {self.token_pattern!r} matches "
+                             f"whitespace or the empty string: a token must be one or more non-space characters")
+
+
+@dataclass(frozen=True)
+class VocabParams(Section):
+    min_count: int = param(5, ge=1, help="drop words seen fewer times than this")
+    max_vocab_size: int = param(0, ge=0, help="keep at most this many most frequent words (0 = no limit)")
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "download": DownloadParams,
+    "tokenize": TokenizeParams,
+    "vocab": VocabParams,
+}
+
+
+def load_params(path: Path | str = PARAMS_FILE) -> dict[str, Section]:
+    """Read and validate every section of params.yaml; missing keys take their defaults."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamError(f"{path}: not found; run from the repository root (where dvc.yaml is)") from None
+    except yaml.YAMLError as exc:
+        raise ParamError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise ParamError(f"{path}: must be a mapping of sections (download, tokenize, ...), got {raw!r}")
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ParamError(f"{path}: unknown section {unknown[0]!r}: allowed sections are {', '.join(SECTIONS)}")
+    try:
+        return {name: cls.from_mapping(name, raw.get(name)) for name, cls in SECTIONS.items()}
+    except ParamError as exc:
+        raise ParamError(f"{path}: {exc}") from None
