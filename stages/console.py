@@ -8,8 +8,6 @@ import os
 import sys
 from typing import Callable
 
-log = logging.getLogger("w2v")
-
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
@@ -29,17 +27,21 @@ def entry_point(main: Callable[[], None]) -> Callable[[], None]:
     Set W2V_DEBUG=1 to see the traceback behind a UserError.
     """
 
+    spec = main.__globals__.get("__spec__")  # run as `python -m stages.vocab`, __module__ is "__main__"
+    module = spec.name if spec else main.__module__
+    stage_log = logging.getLogger("w2v." + module.rsplit(".", 1)[-1])
+
     @functools.wraps(main)
     def run() -> None:
         setup_logging()
         try:
             main()
         except UserError as exc:
-            log.debug("traceback", exc_info=True)
-            log.error("error: %s", exc)
+            stage_log.debug("traceback", exc_info=True)
+            stage_log.error("error: %s", exc)
             sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
-            log.error("interrupted: no output was written (partial files are removed); re-run to start again")
+            stage_log.error("interrupted: no output was written (partial files are removed); re-run to start again")
             sys.exit(EXIT_INTERRUPTED)
 
     return run

@@ -31,9 +31,10 @@ class ParamError(UserError):
 
 def param(default: Any, *, choices: tuple | None = None, ge: float | None = None, gt: float | None = None,
           le: float | None = None, lt: float | None = None, regex: str | None = None,
-          help: str = "") -> Any:
-    """A dataclass field with the rules its value must follow."""
-    rules = {"choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt, "regex": regex, "help": help}
+          allowed: str = "", help: str = "") -> Any:
+    """A dataclass field with the rules its value must follow (``allowed`` words them, if the rules can't)."""
+    rules = {"choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt, "regex": regex, "allowed": allowed,
+             "help": help}
     return field(default=default, metadata=rules)
 
 
@@ -41,8 +42,10 @@ def _type_name(kind: type) -> str:
     return {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string"}[kind]
 
 
-def _describe(rules: dict, kind: type) -> str:
+def describe(rules: dict, kind: type) -> str:
     """What is allowed, in words: 'an integer >= 1', 'one of sample, file, url, hf'."""
+    if rules["allowed"]:
+        return rules["allowed"]
     if rules["choices"]:
         return "one of " + ", ".join(str(c) for c in rules["choices"])
     bounds = [f"{op} {rules[key]}" for key, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
@@ -59,15 +62,15 @@ def _coerce(section: str, name: str, value: Any, kind: type, rules: dict) -> Any
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
     if not ok:
-        raise ParamError(f"{where} has the wrong type: must be {_describe(rules, kind)}")
+        raise ParamError(f"{where} has the wrong type: must be {describe(rules, kind)}")
     if rules["choices"] and value not in rules["choices"]:
-        raise ParamError(f"{where} is not allowed: must be {_describe(rules, kind)}")
+        raise ParamError(f"{where} is not allowed: must be {describe(rules, kind)}")
     if rules["regex"] and not re.fullmatch(rules["regex"], value):
-        raise ParamError(f"{where} is malformed: must be {_describe(rules, kind)}")
+        raise ParamError(f"{where} is malformed: must be {describe(rules, kind)}")
     for key, holds in (("ge", lambda b: value >= b), ("gt", lambda b: value > b),
                        ("le", lambda b: value <= b), ("lt", lambda b: value < b)):
         if rules[key] is not None and not holds(rules[key]):
-            raise ParamError(f"{where} is out of range: must be {_describe(rules, kind)}")
+            raise ParamError(f"{where} is out of range: must be {describe(rules, kind)}")
     return value
 
 
@@ -106,7 +109,7 @@ class DownloadParams(Section):
     path: str = param("data/sample/text8-head.txt.gz",
                       help="local corpus for source=file (.txt, .gz, .bz2, .xz, .zip); a DVC dependency")
     url: str = param("", help="http(s) URL for source=url")
-    sha256: str = param("", regex=r"(|[0-9a-fA-F]{64})", help="expected sha256 of the downloaded file")
+    sha256: str = param("", regex=r"(|[0-9a-fA-F]{64})", allowed="empty or 64 hex digits", help="expected sha256 of the downloaded file")
     timeout: float = param(60.0, gt=0, help="seconds without data before a download fails")
     hf_dataset: str = param("", help="Hugging Face dataset id, or a directory saved with save_to_disk")
     hf_config: str = param("", help="dataset configuration name ('' for the default)")

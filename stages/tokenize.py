@@ -96,7 +96,10 @@ def read_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[by
             ends_at_line_end = cut > 0
             if not ends_at_line_end:
                 cut = max(data.rfind(b" "), data.rfind(b"\t"), data.rfind(b"\r")) + 1
-            if cut == 0:  # a block without any whitespace: cut before its last (maybe partial) character
+            if cut == 0 and len(data) < 4 * block_bytes:  # no whitespace yet: read on
+                rest = data
+                continue
+            if cut == 0:  # a huge run without whitespace: cut before its last (maybe partial) character
                 cut = len(data) - 1
                 while cut > 0 and data[cut] & 0xC0 == 0x80:  # UTF-8 continuation byte
                     cut -= 1

@@ -1,0 +1,89 @@
+"""params.yaml validation: every bad value is refused with one line naming the key, the value and the rule."""
+
+import subprocess
+import sys
+
+import pytest
+
+from stages.params import (DownloadParams, ParamError, TokenizeParams, VocabParams, load_params)
+from tests.conftest import ROOT
+
+
+def test_repository_params_are_valid_and_complete():
+    params = load_params(ROOT / "params.yaml")
+    assert params["vocab"] == VocabParams()  # the committed file holds the documented defaults
+    assert params["tokenize"] == TokenizeParams()
+    assert params["download"] == DownloadParams()
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("vocab", "min_count", 0, "vocab.min_count = 0 is out of range: must be an integer >= 1"),
+    ("vocab", "min_count", -3, "vocab.min_count = -3 is out of range"),
+    ("vocab", "min_count", 2.5, "vocab.min_count = 2.5 has the wrong type: must be an integer >= 1"),
+    ("vocab", "min_count", "5", "vocab.min_count = '5' has the wrong type"),
+    ("vocab", "min_count", True, "vocab.min_count = True has the wrong type"),
+    ("vocab", "max_vocab_size", -1, "vocab.max_vocab_size = -1 is out of range: must be an integer >= 0"),
+    ("tokenize", "lowercase", "yes", "tokenize.lowercase = 'yes' has the wrong type: must be a boolean"),
+    ("tokenize", "normalize", "NFX", "tokenize.normalize = 'NFX' is not allowed: must be one of NFKC"),
+    ("tokenize", "max_sequence_length", 0, "tokenize.max_sequence_length = 0 is out of range"),
+    ("tokenize", "workers", -1, "tokenize.workers = -1 is out of range"),
+    ("tokenize", "token_pattern", "[a-z", "tokenize.token_pattern = '[a-z' is not a valid RE2 regex"),
+    ("tokenize", "token_pattern", r"\w*", "matches whitespace or the empty string"),
+    ("tokenize", "token_pattern", r"[a-z ]+", "matches whitespace or the empty string"),
+    ("download", "source", "ftp", "download.source = 'ftp' is not allowed: must be one of sample, file, url, hf"),
+    ("download", "timeout", 0, "download.timeout = 0 is out of range: must be a number > 0"),
+    ("download", "sha256", "abc", "download.sha256 = 'abc' is malformed: must be empty or 64 hex digits"),
+    ("download", "hf_split", 3, "download.hf_split = 3 has the wrong type: must be a string"),
+])
+def test_bad_value_is_refused_with_a_clear_line(write_params, section, key, value, message):
+    with pytest.raises(ParamError) as error:
+        load_params(write_params({section: {key: value}}))
+    text = str(error.value)
+    assert text.startswith(str(write_params({}).parent / "params.yaml") + ": ")
+    assert message in text
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"vocab": {"min_cout": 5}}, "unknown key vocab.min_cout: vocab accepts min_count, max_vocab_size"),
+    ({"vocabulary": {"min_count": 5}}, "unknown section 'vocabulary'"),
+    ({"vocab": [1, 2]}, "vocab must be a mapping"),
+    ({"download": {"source": "file", "path": ""}}, "download.path is empty: source 'file' needs a local path"),
+    ({"download": {"source": "url", "url": "ftp://x/y"}}, "must start with http:// or https://"),
+    ({"download": {"source": "hf", "hf_dataset": ""}}, "download.hf_dataset is empty"),
+])
+def test_structural_and_cross_field_errors(write_params, overrides, message):
+    with pytest.raises(ParamError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_params(write_params(overrides))
+
+
+def test_integer_is_accepted_for_a_float_key(write_params):
+    assert load_params(write_params({"download": {"timeout": 5}}))["download"].timeout == 5.0
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ParamError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("vocab: [min_count: 5\n")
+    with pytest.raises(ParamError, match="not valid YAML"):
+        load_params(bad)
+
+
+def test_stage_exits_2_with_one_line_and_no_traceback(tmp_path, write_params):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.yaml").write_text(write_params({"vocab": {"min_count": -1}}).read_text())
+    run = subprocess.run([sys.executable, "-m", "stages.vocab"], cwd=work, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 2
+    assert run.stderr.strip() == ("w2v.vocab: error: params.yaml: vocab.min_count = -1 is out of range: "
+                                  "must be an integer >= 1")
+
+
+def test_w2v_params_lists_every_key():
+    run = subprocess.run([sys.executable, "-m", "stages.cli", "params", "--markdown"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "| `vocab.min_count` | `5` | an integer >= 1 |" in run.stdout
+    assert "`download.sha256`" in run.stdout

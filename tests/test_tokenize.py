@@ -1,0 +1,120 @@
+"""tokenize stage: the tokenisation rules, long-line splitting, and output that ignores block size and workers."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+
+from stages.arrow_io import iter_token_batches
+from stages.console import UserError
+from stages.params import TokenizeParams
+from stages.tokenize import TokenRules, tokenize_block, tokenize_file
+from tests.conftest import ROOT
+
+
+def tokens(text: str, **rules) -> list[list[str]]:
+    params = {"lowercase": True, "normalize": "NFKC", "token_pattern": TokenizeParams().token_pattern, **rules}
+    return tokenize_block(text.encode("utf-8"), TokenRules(**params)).to_pylist()
+
+
+def rows_of(path: Path, text: str, block_bytes: int = 1 << 20, **params) -> list[list[str]]:
+    corpus = path / "corpus.txt"
+    corpus.write_bytes(text.encode("utf-8"))
+    out = path / "tokens.parquet"
+    tokenize_file(corpus, out, TokenizeParams(**{"workers": 1, **params}), block_bytes=block_bytes)
+    return [row for batch in iter_token_batches(out) for row in batch.to_pylist()]
+
+
+def test_default_rules_keep_letters_and_drop_digits_and_punctuation():
+    assert tokens("Hello, World! It's 2024: e-mail me.") == [["hello", "world", "it", "s", "e", "mail", "me"]]
+
+
+def test_unicode_letters_accents_and_nfkc():
+    # NFKC folds the "ﬁ" ligature and full-width letters; combining accents stay inside their word.
+    assert tokens("ﬁne Ｗｏｒｄ Ünïcödé naïve café Straße") == [
+        ["fine", "word", "ünïcödé", "naïve", "café", "straße"]]
+    assert tokens("cafe\u0301", normalize="NFC") == [["café"]]
+    assert tokens("Москва 東京 Αθήνα") == [["москва", "東京", "αθήνα"]]
+
+
+def test_lowercase_and_normalisation_can_be_turned_off():
+    assert tokens("ﬁne Word", lowercase=False, normalize="none") == [["ﬁne", "Word"]]
+
+
+def test_one_row_per_line_and_windows_line_endings():
+    assert tokens("one two\r\nthree\r\n\r\nfour") == [["one", "two"], ["three"], [], ["four"]]
+
+
+def test_custom_token_patterns():
+    # A character class takes the fast split path; anything else the general find-all path.
+    assert tokens("a1b2 c3", token_pattern="[a-z0-9]+") == [["a1b2", "c3"]]
+    assert tokens("A1 b2 x", token_pattern="[^ ]+", lowercase=False) == [["A1", "b2", "x"]]
+    assert tokens("won't stop, don't", token_pattern=r"\pL+(?:'\pL+)?") == [["won't", "stop", "don't"]]
+    assert tokens("year 2024 and 1999", token_pattern=r"\d{4}") == [["2024", "1999"]]
+
+
+def test_long_lines_split_every_max_sequence_length_tokens(tmp_path):
+    text = " ".join(f"w{i}" for i in range(25)) + "\nshort line\n"
+    rows = rows_of(tmp_path, text, max_sequence_length=10, token_pattern="[a-z0-9]+")
+    assert [len(r) for r in rows] == [10, 10, 5, 2]
+    assert rows[1][0] == "w10" and rows[3] == ["short", "line"]
+
+
+def test_empty_lines_and_lines_without_tokens_are_dropped(tmp_path):
+    assert rows_of(tmp_path, "\n\n123 456\nword\n  \n") == [["word"]]
+
+
+@pytest.mark.parametrize("block_bytes", [16, 64, 1000])  # > the longest token
+def test_output_does_not_depend_on_block_size_or_workers(tmp_path, block_bytes):
+    words = [f"w{'x' * (i % 7)}" for i in range(3000)]
+    text = " ".join(words[:2000]) + "\n" + " ".join(words[2000:2500]) + "\n\n" + " ".join(words[2500:])
+    expected = rows_of(tmp_path, text, block_bytes=1 << 20, max_sequence_length=300)
+    assert sum(map(len, expected)) == 3000
+    assert rows_of(tmp_path, text, block_bytes=block_bytes, max_sequence_length=300) == expected
+    assert rows_of(tmp_path, text, block_bytes=block_bytes, max_sequence_length=300, workers=2) == expected
+
+
+def test_no_tokens_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="no tokens: nothing in the corpus matches tokenize.token_pattern"):
+        rows_of(tmp_path, "123 456 !!! ... 789\n   \n")
+    with pytest.raises(UserError, match="corpus.txt: no tokens"):
+        rows_of(tmp_path, "   \n\t\n")
+
+
+def test_missing_input_names_the_stage_to_run(tmp_path):
+    with pytest.raises(UserError, match="run the download stage first"):
+        tokenize_file(tmp_path / "nope.txt", tmp_path / "t.parquet", TokenizeParams())
+
+
+def test_100mb_single_line_in_bounded_memory(tmp_path):
+    """text8 is one 100 MB line: it must stream, not load. The child's peak RSS is measured."""
+    corpus = tmp_path / "corpus.txt"
+    words = [f"word{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}" for i in range(10_000)]
+    piece = (" ".join(words) + " ").encode()
+    with open(corpus, "wb") as handle:
+        for _ in range(100_000_000 // len(piece) + 1):
+            handle.write(piece)
+    size = corpus.stat().st_size
+    assert size >= 100_000_000
+    script = textwrap.dedent(f"""
+        import resource, json
+        from pathlib import Path
+        from stages.params import TokenizeParams
+        from stages.tokenize import tokenize_file
+        stats = tokenize_file(Path({str(corpus)!r}), Path({str(tmp_path / 't.parquet')!r}),
+                              TokenizeParams(workers=2, token_pattern="[a-z]+"))
+        print(json.dumps(stats))
+    """)
+    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    assert '"documents": ' in run.stdout
+    total = sum(len(batch.values) for batch in iter_token_batches(tmp_path / "t.parquet"))
+    assert total == len(words) * (size // len(piece))  # the file holds whole pieces only
+    assert peak_mib < 600, f"peak RSS {peak_mib:.0f} MiB for a {size / 1e6:.0f} MB line"
