@@ -91,3 +91,20 @@ def iter_id_batches(path: Path | str) -> Iterator[tuple[np.ndarray, np.ndarray]]
         offsets = lists.offsets.to_numpy(zero_copy_only=True)
         ids = lists.values.to_numpy(zero_copy_only=True)
         yield offsets - offsets[0], ids[offsets[0]:offsets[-1]]
+
+
+PAIRS_SCHEMA = pa.schema([pa.field("center", pa.int32()), pa.field("context", pa.int32())])
+
+
+def write_pair_shard(path: Path | str, center: np.ndarray, context: np.ndarray) -> None:
+    """Write one shard: an Arrow IPC file of one uncompressed record batch, so readers can memory-map it."""
+    batch = pa.record_batch([pa.array(center), pa.array(context)], schema=PAIRS_SCHEMA)
+    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, PAIRS_SCHEMA) as writer:
+        writer.write_batch(batch)
+
+
+def read_pair_shard(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
+    """(center, context) as int32 numpy views of the memory-mapped shard: no copy, no read until touched."""
+    reader = ipc.open_file(pa.memory_map(str(path), "r"))
+    batch = reader.get_batch(0)
+    return (batch.column(0).to_numpy(zero_copy_only=True), batch.column(1).to_numpy(zero_copy_only=True))

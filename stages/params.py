@@ -156,10 +156,21 @@ class VocabParams(Section):
     max_vocab_size: int = param(0, ge=0, help="keep at most this many most frequent words (0 = no limit)")
 
 
+@dataclass(frozen=True)
+class PairsParams(Section):
+    window: int = param(5, ge=1, help="largest distance between center and context; each center draws 1..window")
+    sample: float = param(1e-3, ge=0, help="subsampling threshold s of frequent words (0 = keep every word)")
+    epochs: int = param(5, ge=1, help="training epochs: one freshly subsampled set of pair shards each")
+    seed: int = param(1, ge=0, help="seed of subsampling, windows and shuffling (each epoch derives its own)")
+    shard_size: int = param(10_000_000, ge=1, help="pairs per shard file (8 bytes each)")
+    workers: int = param(0, ge=0, help="epochs built in parallel (0 = all cores); speed only, not declared to DVC")
+
+
 SECTIONS: dict[str, type[Section]] = {
     "download": DownloadParams,
     "tokenize": TokenizeParams,
     "vocab": VocabParams,
+    "pairs": PairsParams,
 }
 
 
