@@ -17,11 +17,14 @@ run: $(BIN)/.installed
 
 ## test: set up .venv and run the test suite
 test: $(BIN)/.installed
+	$(BIN)/ruff check stages tests bench
 	$(BIN)/python -m pytest -q
 
-## bench: speed figures (tokenize MB/s, peak RSS)
+## bench: speed figures (tokenize MB/s, pairs/s, peak RSS)
 bench: $(BIN)/.installed
 	$(BIN)/python bench/tokenize_bench.py
+	$(BIN)/dvc repro vocab
+	$(BIN)/python bench/pairs_bench.py
 
 clean-venv:
 	rm -rf $(VENV)

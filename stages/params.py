@@ -109,7 +109,8 @@ class DownloadParams(Section):
     path: str = param("data/sample/text8-head.txt.gz",
                       help="local corpus for source=file (.txt, .gz, .bz2, .xz, .zip); a DVC dependency")
     url: str = param("", help="http(s) URL for source=url")
-    sha256: str = param("", regex=r"(|[0-9a-fA-F]{64})", allowed="empty or 64 hex digits", help="expected sha256 of the downloaded file")
+    sha256: str = param("", regex=r"(|[0-9a-fA-F]{64})", allowed="empty or 64 hex digits",
+                        help="expected sha256 of the downloaded file")
     timeout: float = param(60.0, gt=0, help="seconds without data before a download fails")
     hf_dataset: str = param("", help="Hugging Face dataset id, or a directory saved with save_to_disk")
     hf_config: str = param("", help="dataset configuration name ('' for the default)")

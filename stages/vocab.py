@@ -16,14 +16,19 @@ import logging
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from stages.arrow_io import (count_token_batches, drop_empty_rows, iter_token_batches, keep_values,
-                             lists_from_lengths, write_id_file)
+from stages.arrow_io import (
+    count_token_batches,
+    drop_empty_rows,
+    iter_token_batches,
+    keep_values,
+    lists_from_lengths,
+    write_id_file,
+)
 from stages.console import UserError, entry_point
 from stages.fsio import atomic_dir, write_json
 from stages.params import load_params

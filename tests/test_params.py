@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from stages.params import (DownloadParams, ParamError, TokenizeParams, VocabParams, load_params)
+from stages.params import DownloadParams, PairsParams, ParamError, TokenizeParams, VocabParams, load_params
 from tests.conftest import ROOT
 
 
@@ -14,6 +14,7 @@ def test_repository_params_are_valid_and_complete():
     assert params["vocab"] == VocabParams()  # the committed file holds the documented defaults
     assert params["tokenize"] == TokenizeParams()
     assert params["download"] == DownloadParams()
+    assert params["pairs"] == PairsParams()
 
 
 @pytest.mark.parametrize("section, key, value, message", [
@@ -34,6 +35,14 @@ def test_repository_params_are_valid_and_complete():
     ("download", "timeout", 0, "download.timeout = 0 is out of range: must be a number > 0"),
     ("download", "sha256", "abc", "download.sha256 = 'abc' is malformed: must be empty or 64 hex digits"),
     ("download", "hf_split", 3, "download.hf_split = 3 has the wrong type: must be a string"),
+    ("pairs", "window", 0, "pairs.window = 0 is out of range: must be an integer >= 1"),
+    ("pairs", "sample", -0.001, "pairs.sample = -0.001 is out of range: must be a number >= 0"),
+    ("pairs", "sample", "1e-3", "pairs.sample = '1e-3' has the wrong type: must be a number >= 0"),
+    ("pairs", "epochs", 0, "pairs.epochs = 0 is out of range: must be an integer >= 1"),
+    ("pairs", "shard_size", 0, "pairs.shard_size = 0 is out of range: must be an integer >= 1"),
+    ("pairs", "seed", -1, "pairs.seed = -1 is out of range: must be an integer >= 0"),
+    ("pairs", "seed", 1.5, "pairs.seed = 1.5 has the wrong type"),
+    ("pairs", "workers", -2, "pairs.workers = -2 is out of range"),
 ])
 def test_bad_value_is_refused_with_a_clear_line(write_params, section, key, value, message):
     with pytest.raises(ParamError) as error:

@@ -30,6 +30,9 @@ def project(tmp_path_factory) -> Path:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, target)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["pairs"]["epochs"] = 1  # keeps the test quick; the stage logic is the same
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git(work, "init", "-q")
     git(work, "add", "-A")
     git(work, "commit", "-qm", "project")
@@ -63,25 +66,35 @@ def set_param(project: Path, section: str, key: str, value) -> None:
 
 @pytest.mark.slow
 def test_repro_caches_and_reruns_only_what_a_param_touches(project):
-    assert ran(dvc(project, "repro")) == ["download", "tokenize", "vocab"]
+    assert ran(dvc(project, "repro")) == ["download", "tokenize", "vocab", "pairs"]
     metrics = json.loads((project / "metrics/vocab.json").read_text())
     assert metrics["tokens"] == 1_171_945 and metrics["vocab_size"] > 10_000
 
     second = dvc(project, "repro")
     assert ran(second) == []
-    assert all(f"Stage '{s}' didn't change, skipping" in second for s in ("download", "tokenize", "vocab"))
+    assert all(f"Stage '{s}' didn't change, skipping" in second
+               for s in ("download", "tokenize", "vocab", "pairs"))
 
     set_param(project, "vocab", "min_count", 10)
     status = dvc(project, "status")
     assert "vocab.min_count" in status and "download:" not in status and "tokenize:" not in status
-    assert ran(dvc(project, "repro")) == ["vocab"]
+    assert ran(dvc(project, "repro")) == ["vocab", "pairs"]
     assert json.loads((project / "metrics/vocab.json").read_text())["vocab_size"] < metrics["vocab_size"]
+
+    set_param(project, "vocab", "max_vocab_size", 10_000_000)  # above the vocabulary: same bytes out
+    assert ran(dvc(project, "repro")) == ["vocab"]  # ...so pairs is not re-run
+
+    set_param(project, "pairs", "window", 3)
+    assert ran(dvc(project, "repro")) == ["pairs"]
 
     set_param(project, "tokenize", "workers", 1)  # speed only: not a dependency
     assert ran(dvc(project, "repro")) == []
 
+    set_param(project, "pairs", "workers", 1)
+    assert ran(dvc(project, "repro")) == []
+
     set_param(project, "tokenize", "max_sequence_length", 1000)
-    assert ran(dvc(project, "repro")) == ["tokenize", "vocab"]
+    assert ran(dvc(project, "repro")) == ["tokenize", "vocab", "pairs"]
     assert "metrics/vocab.json" in dvc(project, "metrics", "show")
 
 

@@ -8,7 +8,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pyarrow.compute as pc
 import pytest
 
 from stages.arrow_io import iter_token_batches
