@@ -24,6 +24,9 @@ def atomic_dir(target: Path | str) -> Iterator[Path]:
     """Yield an empty temporary directory beside ``target``; on success it replaces ``target``."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Leftovers of a killed run (SIGKILL skips the cleanup below); DVC's repo lock rules out a live one.
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield tmp
