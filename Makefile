@@ -12,8 +12,9 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 ## run: set up .venv and run the whole DVC pipeline on the embedded corpus
+# The stages' cmd is `python -m stages.NAME`: the venv's python must come first on PATH.
 run: $(BIN)/.installed
-	$(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 ## test: set up .venv and run the test suite
 test: $(BIN)/.installed
@@ -23,7 +24,7 @@ test: $(BIN)/.installed
 ## bench: speed figures (tokenize MB/s, pairs/s, peak RSS)
 bench: $(BIN)/.installed
 	$(BIN)/python bench/tokenize_bench.py
-	$(BIN)/dvc repro vocab
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro vocab
 	$(BIN)/python bench/pairs_bench.py
 
 clean-venv:
