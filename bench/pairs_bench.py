@@ -12,24 +12,23 @@ Goal: >= 10M pairs/s on 2 cores.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
+from child import ROOT, run_child
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stages.arrow_io import iter_id_batches, write_id_file  # noqa: E402
 from stages.frequencies import keep_probabilities  # noqa: E402
 
 OURS = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 import pyarrow.parquet as pq
 from stages.params import PairsParams
@@ -39,9 +38,7 @@ params = PairsParams(epochs=int(sys.argv[3]), workers=int(sys.argv[4]))
 start = time.perf_counter()
 manifest = build_pairs(Path(sys.argv[1]), counts, params, Path(sys.argv[2]))
 seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, **pair_stats(manifest),
-                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "workers_rss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+print(json.dumps({"seconds": seconds, **pair_stats(manifest)}))
 """
 
 
@@ -72,17 +69,13 @@ def main() -> None:
     if not ids_path.is_file():
         sys.exit("run `dvc repro vocab` first")
 
-    import pyarrow as pa
-
     batches = [pa.ListArray.from_arrays(offsets, ids) for offsets, ids in iter_id_batches(ids_path)]
     with tempfile.TemporaryDirectory() as tmp:
         big = Path(tmp) / "ids.arrow"
         _, tokens = write_id_file(big, (b for _ in range(args.copies) for b in batches))
         out = Path(tmp) / "pairs"
         out.mkdir()
-        run = subprocess.run([sys.executable, "-c", OURS, str(big), str(out), str(args.epochs), str(args.workers)],
-                             cwd=ROOT, check=True, capture_output=True, text=True)
-        ours = json.loads(run.stdout.splitlines()[-1])
+        ours, memory = run_child(OURS, str(big), str(out), str(args.epochs), str(args.workers))
 
     counts = pq.read_table(ROOT / "data/vocab/vocab.parquet", columns=["count"]).column("count").to_numpy()
     first = next(iter_id_batches(ids_path))[1][:200_000]
@@ -98,7 +91,7 @@ def main() -> None:
     print(f"ratio ours/reference  : {ours_rate / ref_rate:.0f}x   goal >= 10M pairs/s: "
           f"{'met' if ours_rate >= 10e6 else 'NOT met'}")
     print(f"disk                  : {ours['bytes_per_million_pairs'] / 1e6:.3f} MB per million pairs")
-    print(f"peak RSS              : {ours['rss']:.0f} MiB main + {ours['workers_rss']:.0f} MiB per worker")
+    print(f"memory                : {memory}")
 
 
 if __name__ == "__main__":

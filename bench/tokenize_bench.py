@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from child import ROOT, run_child
+
 SAMPLE = ROOT / "data/sample/text8-head.txt.gz"
 
 OURS = """
@@ -52,23 +50,6 @@ pattern = re.compile(r"[^\\W\\d_]+")
 tokens = sum(len(pattern.findall(block.decode().lower())) for block, _ in read_blocks(sys.argv[1]))
 print(json.dumps({"seconds": time.perf_counter() - start, "tokens": tokens}))
 """
-
-
-# Appended to each child: its own peak RSS and that of its worker processes (reaped by then), in MiB.
-PEAK_RSS = """
-import resource
-print(json.dumps({"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "workers_rss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
-"""
-
-
-def run_child(code: str, *args: str) -> tuple[dict, str]:
-    """Run ``code`` in a fresh interpreter; return its JSON result and its peak memory in words."""
-    out = subprocess.run([sys.executable, "-c", code + PEAK_RSS, *args], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout.splitlines()
-    result, memory = json.loads(out[-2]), json.loads(out[-1])
-    workers = f" + {memory['workers_rss']:.0f} MiB per worker" if memory["workers_rss"] > 50 else ""
-    return result, f"peak RSS {memory['rss']:.0f} MiB{workers}"
 
 
 def main() -> None:

@@ -70,7 +70,7 @@ def open_decompressed(path: Path, name: str | None = None) -> Iterator[IO[bytes]
         yield handle
 
 
-def copy_as_utf8(source: IO[bytes], out_path: Path, label: str, total: int | None = None) -> dict:
+def copy_as_utf8(source: IO[bytes], out_path: Path, label: str) -> dict:
     """Stream ``source`` into ``out_path`` as valid UTF-8; return {bytes, sha256, replaced_bytes}.
 
     Refuses binary input (NUL bytes). Invalid UTF-8 is replaced by U+FFFD rather than failing, because one bad
@@ -79,7 +79,7 @@ def copy_as_utf8(source: IO[bytes], out_path: Path, label: str, total: int | Non
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     digest = hashlib.sha256()
     written = replaced = 0
-    with open(out_path, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=label,
+    with open(out_path, "wb") as out, tqdm(unit="B", unit_scale=True, desc=label,
                                            disable=None, leave=False) as bar:
         while True:
             try:
@@ -111,7 +111,7 @@ def copy_local(path: Path, out_path: Path) -> dict:
         hint = "" if path.exists() else " (no such file)"
         raise UserError(f"{path}: corpus file not found{hint}; set download.path to an existing file")
     with open_decompressed(path) as handle:
-        stats = copy_as_utf8(handle, out_path, str(path), total=None)
+        stats = copy_as_utf8(handle, out_path, str(path))
     return {"origin": str(path), "source_sha256": sha256_file(path), **stats}
 
 

@@ -19,7 +19,6 @@ shard its pairs, bytes and sha256). Stats go to ``metrics/pairs.json``.
 from __future__ import annotations
 
 import logging
-import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from stages.arrow_io import iter_id_batches, write_pair_shard
 from stages.console import UserError, entry_point
 from stages.frequencies import keep_probabilities
 from stages.fsio import atomic_dir, sha256_file, write_json
-from stages.params import PairsParams, load_params
+from stages.params import PairsParams, load_params, worker_count
 
 log = logging.getLogger("w2v.pairs")
 
@@ -138,7 +137,7 @@ def build_pairs(ids_path: Path, counts: np.ndarray, params: PairsParams, out_dir
     """Write keep_prob.npy and every epoch's shards into ``out_dir``; return the manifest."""
     keep_prob = keep_probabilities(counts, params.sample)
     np.save(out_dir / "keep_prob.npy", keep_prob)
-    workers = min(params.workers or os.cpu_count() or 1, params.epochs)
+    workers = min(worker_count(params.workers), params.epochs)
     job = (ids_path, keep_prob, params.window, params.shard_size, params.seed)
     epochs: list[dict] = []
     with tqdm(total=params.epochs, desc="pairs", unit="epoch", disable=None) as bar:

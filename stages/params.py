@@ -13,6 +13,7 @@ Each section is a frozen dataclass; a field's metadata says what values it accep
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +166,11 @@ class PairsParams(Section):
     seed: int = param(1, ge=0, help="seed of subsampling, windows and shuffling (each epoch derives its own)")
     shard_size: int = param(10_000_000, ge=1, help="pairs per shard file (8 bytes each)")
     workers: int = param(0, ge=0, help="epochs built in parallel (0 = all cores); speed only, not declared to DVC")
+
+
+def worker_count(requested: int) -> int:
+    """The ``workers`` keys: 0 means every core."""
+    return requested or os.cpu_count() or 1
 
 
 SECTIONS: dict[str, type[Section]] = {

@@ -10,7 +10,6 @@ the number of workers, so the output bytes depend only on the input and the decl
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -26,7 +25,7 @@ from tqdm import tqdm
 from stages.arrow_io import keep_values, lists_from_lengths, write_token_file
 from stages.console import UserError, entry_point
 from stages.fsio import atomic_dir, write_json
-from stages.params import TokenizeParams, load_params
+from stages.params import TokenizeParams, load_params, worker_count
 
 log = logging.getLogger("w2v.tokenize")
 
@@ -160,7 +159,7 @@ def tokenize_file(in_path: Path, out_path: Path, params: TokenizeParams,
     if not in_path.is_file():
         raise UserError(f"{in_path}: not found; run the download stage first (dvc repro download)")
     rules = TokenRules(params.lowercase, params.normalize, params.token_pattern)
-    workers = params.workers or os.cpu_count() or 1
+    workers = worker_count(params.workers)
     size = in_path.stat().st_size
     with tqdm(total=size, unit="B", unit_scale=True, desc="tokenize", disable=None) as bar:
         def read_with_progress():

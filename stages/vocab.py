@@ -88,7 +88,7 @@ def encode_batches(token_path: Path, words: pa.Array) -> Iterator[pa.ListArray]:
         ids = pc.index_in(pc.list_flatten(lists), value_set=words)
         lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
         encoded = keep_values(lists_from_lengths(lengths, ids), pc.is_valid(ids))
-        yield drop_empty_rows(encoded.cast(pa.list_(pa.int32())))
+        yield drop_empty_rows(encoded)
 
 
 def vocab_stats(counts: pa.Table, vocab: pa.Table, documents: int, kept_tokens: int) -> dict:
