@@ -21,11 +21,13 @@ test: $(BIN)/.installed
 	$(BIN)/ruff check stages tests bench
 	$(BIN)/python -m pytest -q
 
-## bench: speed figures (tokenize MB/s, pairs/s, peak RSS)
+## bench: speed figures (tokenize MB/s, pairs/s, peak RSS, training words/s against gensim)
 bench: $(BIN)/.installed
 	$(BIN)/python bench/tokenize_bench.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro vocab
 	$(BIN)/python bench/pairs_bench.py
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pairs
+	$(BIN)/python bench/train_bench.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -28,6 +28,9 @@ def atomic_dir(target: Path | str) -> Iterator[Path]:
     for stale in target.parent.glob(f".{target.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it owner-only; the output should get the usual permissions
     try:
         yield tmp
         if target.exists():

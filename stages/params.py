@@ -168,6 +168,28 @@ class PairsParams(Section):
     workers: int = param(0, ge=0, help="epochs built in parallel (0 = all cores); speed only, not declared to DVC")
 
 
+@dataclass(frozen=True)
+class TrainParams(Section):
+    dim: int = param(100, ge=1, help="vector size")
+    negative: int = param(5, ge=1, help="noise words drawn per (center, context) pair")
+    ns_exponent: float = param(0.75, ge=-2.0, le=2.0, help="noise words drawn with probability ∝ count^ns_exponent")
+    alpha: float = param(0.025, gt=0, le=1, help="initial learning rate (decays linearly over all pairs)")
+    min_alpha: float = param(0.0001, ge=0, help="final learning rate (<= alpha)")
+    batch_size: int = param(16384, ge=1, help="CUDA: pairs per batched SGD step")
+    sync_every: int = param(65536, ge=1, help="CPU, deterministic: pairs between merges of the lanes' output vectors")
+    seed: int = param(1, ge=0, help="seed of the initial vectors and the noise words")
+    device: str = param("auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when a GPU is visible, else cpu")
+    threads: int = param(2, ge=0, help="CPU threads (0 = all cores); part of the result in deterministic mode")
+    deterministic: bool = param(True, help="CPU: same params → same bytes at full speed; false = Hogwild (unordered)")
+    curve_every: int = param(1_000_000, ge=1, help="pairs between two points of the loss curve")
+    checkpoint_minutes: float = param(5.0, gt=0, help="minutes between mid-epoch checkpoints; speed only, not declared")
+
+    def check(self, section: str) -> None:
+        if self.min_alpha > self.alpha:
+            raise ParamError(f"{section}.min_alpha = {self.min_alpha!r} is above {section}.alpha = {self.alpha!r}: "
+                             f"the learning rate decays from alpha down to min_alpha")
+
+
 def worker_count(requested: int) -> int:
     """The ``workers`` keys: 0 means every core."""
     return requested or os.cpu_count() or 1
@@ -178,6 +200,7 @@ SECTIONS: dict[str, type[Section]] = {
     "tokenize": TokenizeParams,
     "vocab": VocabParams,
     "pairs": PairsParams,
+    "train": TrainParams,
 }
 
 

@@ -32,6 +32,7 @@ def project(tmp_path_factory) -> Path:
             shutil.copy2(source, target)
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["pairs"]["epochs"] = 1  # keeps the test quick; the stage logic is the same
+    params["train"]["dim"] = 16
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git(work, "init", "-q")
     git(work, "add", "-A")
@@ -66,26 +67,30 @@ def set_param(project: Path, section: str, key: str, value) -> None:
 
 @pytest.mark.slow
 def test_repro_caches_and_reruns_only_what_a_param_touches(project):
-    assert ran(dvc(project, "repro")) == ["download", "tokenize", "vocab", "pairs"]
+    assert ran(dvc(project, "repro")) == ["download", "tokenize", "vocab", "pairs", "train"]
     metrics = json.loads((project / "metrics/vocab.json").read_text())
     assert metrics["tokens"] == 1_171_945 and metrics["vocab_size"] > 10_000
 
     second = dvc(project, "repro")
     assert ran(second) == []
     assert all(f"Stage '{s}' didn't change, skipping" in second
-               for s in ("download", "tokenize", "vocab", "pairs"))
+               for s in ("download", "tokenize", "vocab", "pairs", "train"))
 
     set_param(project, "vocab", "min_count", 10)
     status = dvc(project, "status")
     assert "vocab.min_count" in status and "download:" not in status and "tokenize:" not in status
-    assert ran(dvc(project, "repro")) == ["vocab", "pairs"]
+    assert ran(dvc(project, "repro")) == ["vocab", "pairs", "train"]
     assert json.loads((project / "metrics/vocab.json").read_text())["vocab_size"] < metrics["vocab_size"]
 
     set_param(project, "vocab", "max_vocab_size", 10_000_000)  # above the vocabulary: same bytes out
     assert ran(dvc(project, "repro")) == ["vocab"]  # ...so pairs is not re-run
 
     set_param(project, "pairs", "window", 3)
-    assert ran(dvc(project, "repro")) == ["pairs"]
+    assert ran(dvc(project, "repro")) == ["pairs", "train"]
+
+    set_param(project, "train", "negative", 3)
+    assert ran(dvc(project, "repro")) == ["train"]
+    assert json.loads((project / "metrics/train.json").read_text())["loss"] > 0
 
     set_param(project, "tokenize", "workers", 1)  # speed only: not a dependency
     assert ran(dvc(project, "repro")) == []
@@ -93,9 +98,13 @@ def test_repro_caches_and_reruns_only_what_a_param_touches(project):
     set_param(project, "pairs", "workers", 1)
     assert ran(dvc(project, "repro")) == []
 
+    set_param(project, "train", "checkpoint_minutes", 1)
+    assert ran(dvc(project, "repro")) == []
+
     set_param(project, "tokenize", "max_sequence_length", 1000)
-    assert ran(dvc(project, "repro")) == ["tokenize", "vocab", "pairs"]
-    assert "metrics/vocab.json" in dvc(project, "metrics", "show")
+    assert ran(dvc(project, "repro")) == ["tokenize", "vocab", "pairs", "train"]
+    shown = dvc(project, "metrics", "show")
+    assert "metrics/vocab.json" in shown and "metrics/train.json" in shown
 
 
 @pytest.mark.slow

@@ -1,0 +1,146 @@
+"""Training speed and quality, ours against gensim, side by side in one run.
+
+    python bench/train_bench.py [--threads 2] [--mode deterministic|hogwild] [--device cpu|cuda]
+
+Needs the pairs stage's output for the default params (`dvc repro pairs`): the embedded 1.17M-word sample,
+skip-gram, dim 100, window 5, negative 5, sample 1e-3, min_count 5, 5 epochs. Both systems get the same
+tokens (data/tokens, as rows of at most 10,000 words) and the same thread count.
+
+* gensim 4.x: `Word2Vec(sg=1, ...)`, vocabulary built first, `train()` timed.
+* ours: the train stage run in a scratch directory on the workspace's pair shards (`python -m stages.train`,
+  training time as the stage measures it, compile cache warm), plus the pairs stage's time for the same
+  epochs, because gensim subsamples and windows inside its training loop.
+
+words/s = raw corpus words × epochs / wall time, for both. Quality of both, by gensim's own evaluators on
+the exported vectors: `evaluate_word_analogies` (questions-words, restrict_vocab=30000) and
+`evaluate_word_pairs` (WordSim-353, SimLex-999). Run it on an idle machine: a busy core halves the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import yaml
+from child import ROOT
+
+BENCHMARKS = ROOT / "data/benchmarks"
+if not BENCHMARKS.is_dir():  # before the evaluate stage ships its copies
+    BENCHMARKS = ROOT.parent / "shared/data/benchmarks"
+
+
+def quality(vectors) -> dict:
+    analogy, _ = vectors.evaluate_word_analogies(str(BENCHMARKS / "questions-words.txt"), restrict_vocab=30000)
+    ws = vectors.evaluate_word_pairs(str(BENCHMARKS / "wordsim353.tsv"))[1][0]
+    simlex = vectors.evaluate_word_pairs(str(BENCHMARKS / "simlex999.txt"))[1][0]
+    return {"analogy": analogy, "wordsim353": ws, "simlex999": simlex}
+
+
+def run_gensim(threads: int, epochs: int) -> dict:
+    from gensim.models import Word2Vec
+
+    tokens = pq.read_table(ROOT / "data/tokens/tokens.parquet").column("tokens").to_pylist()
+    sentences = [row[i:i + 10_000] for row in tokens for i in range(0, len(row), 10_000)]
+    words = sum(len(s) for s in sentences)
+    model = Word2Vec(sg=1, vector_size=100, window=5, negative=5, sample=1e-3, min_count=5, workers=threads,
+                     seed=1)
+    model.build_vocab(sentences)
+    start = time.perf_counter()
+    model.train(sentences, total_examples=len(sentences), epochs=epochs)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "words_per_second": words * epochs / seconds, **quality(model.wv)}
+
+
+def run_ours(threads: int, mode: str, device: str, words: int) -> dict:
+    from gensim.models import KeyedVectors
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"].update(threads=threads, deterministic=mode == "deterministic", device=device)
+    manifest = json.loads((ROOT / "data/pairs/manifest.json").read_text())
+    epochs = len(manifest["epochs"])
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        (scratch / "data").mkdir()
+        for name in ("pairs", "vocab"):
+            (scratch / "data" / name).symlink_to(ROOT / "data" / name)
+        (scratch / "params.yaml").write_text(yaml.safe_dump(params))
+        env = {"PYTHONPATH": str(ROOT), "PATH": str(Path(sys.executable).parent)}
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "stages.train"], cwd=scratch, env=env, check=True,
+                       stderr=subprocess.DEVNULL)
+        process_seconds = time.perf_counter() - start
+        metrics = json.loads((scratch / "metrics/train.json").read_text())
+        vectors = KeyedVectors.load_word2vec_format(str(scratch / "data/model/vectors.bin"), binary=True)
+    # The pairs stage's time for these epochs, measured in-process on the same shards' inputs.
+    sys.path.insert(0, str(ROOT))
+    from stages.pairs import build_pairs
+    from stages.params import PairsParams
+
+    counts = pq.read_table(ROOT / "data/vocab/vocab.parquet", columns=["count"]).column("count").to_numpy()
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        build_pairs(ROOT / "data/vocab/corpus_ids.arrow", counts,
+                    PairsParams(**{**params["pairs"], "workers": threads}), Path(out))
+        pairs_seconds = time.perf_counter() - start
+    seconds = metrics["train_seconds"]
+    return {"seconds": seconds, "words_per_second": words * epochs / seconds, "pairs_seconds": pairs_seconds,
+            "with_pairs_words_per_second": words * epochs / (seconds + pairs_seconds),
+            "process_seconds": process_seconds, "loss": metrics["loss"], **quality(vectors)}
+
+
+def median_run(runs: list[dict]) -> dict:
+    return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--mode", choices=("deterministic", "hogwild"), default="deterministic")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--skip-gensim", action="store_true", help="ours only (e.g. on a GPU machine)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternate gensim and ours this many times; report the median of each (this "
+                             "2-core VM's timings vary by ±25%% from minute to minute)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    words = json.loads((ROOT / "metrics/vocab.json").read_text())["tokens"]
+    epochs = len(json.loads((ROOT / "data/pairs/manifest.json").read_text())["epochs"])
+    print(f"corpus: {words:,} raw words x {epochs} epochs; {args.threads} threads")
+
+    ours_runs, reference_runs = [], []
+    for _ in range(args.rounds):
+        if not args.skip_gensim:
+            reference_runs.append(run_gensim(args.threads, epochs))
+        ours_runs.append(run_ours(args.threads, args.mode, args.device, words))
+    ours = median_run(ours_runs)
+    rows = [(f"ours ({args.device}, {args.mode})", ours)]
+    if not args.skip_gensim:
+        import gensim
+
+        reference = median_run(reference_runs)
+        rows.insert(0, (f"gensim {gensim.__version__}", reference))
+        ratios = sorted(o["words_per_second"] / r["words_per_second"] for o, r in zip(ours_runs, reference_runs))
+        print("per-round ratios ours/gensim: " + ", ".join(f"{x:.2f}" for x in ratios))
+    print(f"medians of {args.rounds} rounds (quality: the run with the median time)")
+    print(f"{'':28} {'train s':>8} {'words/s':>10} {'analogy':>8} {'WS-353':>7} {'SimLex':>7}")
+    for name, r in rows:
+        print(f"{name:28} {r['seconds']:8.2f} {r['words_per_second'] / 1e6:9.3f}M {r['analogy']:8.4f} "
+              f"{r['wordsim353']:7.4f} {r['simlex999']:7.4f}")
+    print(f"ours: final loss {ours['loss']:.4f}; pairs stage {ours['pairs_seconds']:.2f} s, so train + pairs "
+          f"{ours['with_pairs_words_per_second'] / 1e6:.3f}M words/s; stage process {ours['process_seconds']:.1f} s")
+    if not args.skip_gensim:
+        print(f"ratio ours/gensim: {ours['words_per_second'] / reference['words_per_second']:.2f}x training, "
+              f"{ours['with_pairs_words_per_second'] / reference['words_per_second']:.2f}x with the pairs stage; "
+              f"analogy {ours['analogy'] - reference['analogy']:+.4f}, "
+              f"WordSim-353 {ours['wordsim353'] - reference['wordsim353']:+.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""Skip-gram with negative sampling: the model state and the CPU training kernel.
+
+The model is two float32 matrices, as in word2vec.c and gensim: ``syn0`` (input vectors, the embeddings users
+keep, initialised uniform(-0.5/dim, 0.5/dim)) and ``syn1`` (output vectors, zeros). For one (center c,
+context o) pair and K noise words k drawn from count^ns_exponent, the loss is
+
+    -log σ(syn1[o]·syn0[c]) - Σ_k log σ(-syn1[k]·syn0[c])
+
+and each pair takes one plain SGD step on the rows it touches, with a learning rate that decays linearly with
+the global pair index (:func:`alpha_schedule`).
+
+The CPU kernel is compiled with numba and runs the pairs of a chunk in ``threads`` parallel *lanes*:
+
+* **deterministic** (the default): lane t trains only the pairs whose center id is ≡ t (mod lanes), so each
+  input row has one writer; each lane updates its own copy of ``syn1``, and at the end of every chunk the
+  lanes' changes to ``syn1`` are summed into the model in a fixed order. The result depends on the params and
+  the number of lanes, never on timing: the same bytes at full speed (word2vec.c and gensim are reproducible
+  only with one thread).
+* **hogwild**: lane t trains a contiguous slice of the chunk on the shared matrices without locks, as
+  word2vec.c does; a little faster, never bit-reproducible.
+
+Noise words come from Walker's alias table (two array reads per draw, no 1e8-slot table), driven by a 64-bit
+LCG per lane that is re-seeded at every chunk from (seed, epoch, shard, chunk, lane), so a run resumed at a
+chunk boundary replays exactly the same draws.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+LCG_MUL = np.uint64(6364136223846793005)
+LCG_INC = np.uint64(1442695040888963407)
+# Full fastmath: reassociation lets the dot products and row updates use SIMD, and dropping the NaN/inf
+# checks measured another ~10% (bench/NOTES.md). The kernels never test for NaN themselves: a diverging run
+# still returns an inf/NaN loss (plain IEEE arithmetic), which the train stage checks after every chunk.
+FASTMATH = True
+
+
+def noise_distribution(counts: np.ndarray, ns_exponent: float) -> np.ndarray:
+    """P(noise word = i) ∝ count_i^ns_exponent (float64, sums to 1)."""
+    weights = np.power(counts.astype(np.float64), ns_exponent)
+    return weights / weights.sum()
+
+
+def alias_table(prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker/Vose alias table of a distribution: draw bucket b uniformly, keep it with probability
+    ``accept[b]``, else take ``alias[b]``."""
+    n = len(prob)
+    scaled = prob * n
+    accept = np.ones(n, dtype=np.float64)
+    alias = np.arange(n, dtype=np.int32)
+    _fill_alias(scaled, accept, alias)
+    return accept.astype(np.float32), alias
+
+
+@njit(cache=True)
+def _fill_alias(scaled, accept, alias):  # pragma: no cover - compiled
+    n = len(scaled)
+    small = np.empty(n, dtype=np.int64)
+    large = np.empty(n, dtype=np.int64)
+    ns = 0
+    nl = 0
+    for i in range(n):
+        if scaled[i] < 1.0:
+            small[ns] = i
+            ns += 1
+        else:
+            large[nl] = i
+            nl += 1
+    while ns > 0 and nl > 0:
+        ns -= 1
+        s = small[ns]
+        l_ = large[nl - 1]
+        accept[s] = scaled[s]
+        alias[s] = l_
+        scaled[l_] = scaled[l_] + scaled[s] - 1.0
+        if scaled[l_] < 1.0:
+            nl -= 1
+            small[ns] = l_
+            ns += 1
+    # What is left is 1 up to rounding: those buckets always keep themselves.
+
+
+def init_vectors(vocab_size: int, dim: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(syn0, syn1): input vectors uniform(-0.5/dim, 0.5/dim), output vectors zeros, float32."""
+    syn0 = ((rng.random((vocab_size, dim), dtype=np.float32) - np.float32(0.5)) / np.float32(dim))
+    return syn0, np.zeros((vocab_size, dim), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Linear learning-rate decay from ``alpha`` to ``min_alpha`` over ``total_pairs`` (word2vec's)."""
+
+    alpha: float
+    min_alpha: float
+    total_pairs: int
+
+    @property
+    def step(self) -> float:
+        return (self.alpha - self.min_alpha) / max(self.total_pairs, 1)
+
+    def at(self, pair_index: int | np.ndarray) -> float | np.ndarray:
+        return np.maximum(self.alpha - self.step * pair_index, self.min_alpha)
+
+
+@njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+def _train_lane(center, context, lo, hi, lanes, lane, syn0, syn1, accept, alias, negative,
+                alpha, alpha_step, min_alpha, first_pair, state, grad, touched):  # pragma: no cover - compiled
+    """SGD over pairs lo..hi-1 (those whose center ≡ lane mod lanes; all when lanes == 1).
+
+    Returns the summed loss. ``first_pair`` is the global index of pair 0 of the arrays, for the learning
+    rate. ``state`` is this lane's LCG state, ``grad`` a scratch row; rows of syn1 it updates are marked in
+    ``touched`` when that has one entry per word (pass an empty array to skip the marking).
+    """
+    mark = len(touched) > 0
+    vocab = np.uint64(syn0.shape[0])
+    dim = syn0.shape[1]
+    loss = 0.0
+    for i in range(lo, hi):
+        c = center[i]
+        if lanes > 1 and c % lanes != lane:
+            continue
+        o = context[i]
+        lr = np.float32(max(alpha - alpha_step * (first_pair + i), min_alpha))
+        v = syn0[c]
+        for d in range(dim):
+            grad[d] = 0.0
+        for k in range(negative + 1):
+            if k == 0:
+                target = o
+                label = np.float32(1.0)
+            else:
+                # One LCG step per draw: the top 32 bits pick the bucket, the next 24 the coin of the alias table.
+                state = state * LCG_MUL + LCG_INC
+                bucket = np.int64(((state >> np.uint64(32)) * vocab) >> np.uint64(32))
+                if np.float32(((state >> np.uint64(8)) & np.uint64(0xFFFFFF)) * (1.0 / 16777216.0)) < accept[bucket]:
+                    target = bucket
+                else:
+                    target = alias[bucket]
+                if target == o:
+                    continue
+                label = np.float32(0.0)
+            u = syn1[target]
+            f = np.float32(0.0)
+            for d in range(dim):
+                f += v[d] * u[d]
+            # One exp serves the gradient and the loss: σ(f) = 1/(1+e), -log σ(f) = log1p(e), -log σ(-f) = f + log1p(e).
+            # In float64 it only overflows past |f| = 709, long after training has diverged (and the NaN check fires).
+            e = math.exp(-f)
+            loss += math.log1p(e) + (1.0 - label) * f
+            g = (label - np.float32(1.0 / (1.0 + e))) * lr
+            for d in range(dim):
+                grad[d] += g * u[d]
+            for d in range(dim):
+                u[d] += g * v[d]
+            if mark:
+                touched[target] = 1
+        for d in range(dim):
+            v[d] += grad[d]
+    return loss
+
+
+@njit(parallel=True, nogil=True, error_model="numpy", cache=True)
+def train_chunk_hogwild(center, context, syn0, syn1, accept, alias, negative, alpha, alpha_step, min_alpha,
+                        first_pair, seeds, grads):  # pragma: no cover - compiled
+    """Lane t trains slice t of the chunk on the shared matrices (no locks). Returns per-lane losses."""
+    lanes = len(seeds)
+    n = len(center)
+    span = (n + lanes - 1) // lanes
+    losses = np.zeros(lanes)
+    for t in prange(lanes):
+        lo = min(n, t * span)
+        hi = min(n, lo + span)
+        losses[t] = _train_lane(center, context, lo, hi, 1, 0, syn0, syn1, accept, alias, negative, alpha,
+                                alpha_step, min_alpha, first_pair, seeds[t], grads[t], grads[t][:0])
+    return losses
+
+
+@njit(parallel=True, nogil=True, error_model="numpy", cache=True)
+def train_chunk_deterministic(center, context, syn0, syn1, syn1_lanes, touched, accept, alias, negative, alpha,
+                              alpha_step, min_alpha, first_pair, seeds, grads):  # pragma: no cover - compiled
+    """Lane t trains the chunk's pairs whose center ≡ t (mod lanes) on its own copy of syn1; then the lanes'
+    syn1 changes are summed into ``syn1`` in lane order and every copy is reset to it. Only rows some lane
+    touched (``touched[lane, row]``) are merged, so the merge costs what the chunk used, not the vocabulary.
+    Returns per-lane losses."""
+    lanes = len(seeds)
+    n = len(center)
+    losses = np.zeros(lanes)
+    for t in prange(lanes):
+        losses[t] = _train_lane(center, context, 0, n, lanes, t, syn0, syn1_lanes[t], accept, alias, negative,
+                                alpha, alpha_step, min_alpha, first_pair, seeds[t], grads[t], touched[t])
+    vocab, dim = syn1.shape
+    for r in prange(vocab):
+        hit = False
+        for t in range(lanes):
+            if touched[t, r]:
+                hit = True
+                touched[t, r] = 0
+        if not hit:
+            continue
+        for d in range(dim):
+            base = syn1[r, d]
+            total = base
+            for t in range(lanes):
+                total += syn1_lanes[t, r, d] - base
+            syn1[r, d] = total
+            for t in range(lanes):
+                syn1_lanes[t, r, d] = total
+    return losses
+
+
+class CpuTrainer:
+    """Trains chunks of pairs in place on (syn0, syn1) with the compiled kernels above."""
+
+    def __init__(self, syn0: np.ndarray, syn1: np.ndarray, accept: np.ndarray, alias: np.ndarray, negative: int,
+                 schedule: Schedule, lanes: int, deterministic: bool) -> None:
+        import numba
+
+        numba.set_num_threads(min(lanes, numba.config.NUMBA_NUM_THREADS))
+        self.syn0, self.syn1 = syn0, syn1
+        self.accept, self.alias, self.negative, self.schedule = accept, alias, negative, schedule
+        self.lanes = lanes
+        self.deterministic = deterministic
+        self.grads = np.zeros((lanes, syn0.shape[1]), dtype=np.float32)
+        self.merging = deterministic and lanes > 1  # one lane is sequential SGD: nothing to merge
+        if self.merging:
+            self.syn1_lanes = np.repeat(syn1[None], lanes, axis=0)
+            self.touched = np.zeros((lanes, syn1.shape[0]), dtype=np.uint8)
+
+    def describe(self) -> str:
+        mode = "deterministic" if self.deterministic else "Hogwild"
+        return f"{mode}, {self.lanes} lane{'s' if self.lanes > 1 else ''}"
+
+    def train_chunk(self, center: np.ndarray, context: np.ndarray, first_pair: int, seeds: np.ndarray) -> float:
+        """Train the pairs in place; return their summed loss."""
+        s = self.schedule
+        if self.merging:
+            losses = train_chunk_deterministic(center, context, self.syn0, self.syn1, self.syn1_lanes, self.touched,
+                                               self.accept, self.alias, self.negative, s.alpha, s.step,
+                                               s.min_alpha, first_pair, seeds, self.grads)
+        else:
+            losses = train_chunk_hogwild(center, context, self.syn0, self.syn1, self.accept, self.alias,
+                                         self.negative, s.alpha, s.step, s.min_alpha, first_pair, seeds, self.grads)
+        return float(losses.sum())
+
+    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.syn0, self.syn1
