@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
-from stages.console import entry_point
+from stages.console import UserError, entry_point
 from stages.params import PARAMS_FILE, SECTIONS, describe, load_params
+
+DEFAULT_MODEL = Path("data/model")
 
 
 def params_table(markdown: bool) -> str:
@@ -38,7 +41,49 @@ def build_parser() -> argparse.ArgumentParser:
                                            "wrong) and list every key, its value, what it accepts and what it "
                                            "does.")
     show.add_argument("--markdown", action="store_true", help="print a Markdown table (as in the README)")
+
+    def query(name: str, help: str, words: list[tuple[str, str]]) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help, description=help + ". Reads the model of the current "
+                                      "workspace (data/model, written by `dvc repro`) unless --model is given.")
+        for word, meaning in words:
+            command.add_argument(word, help=meaning)
+        command.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+                             help="model directory (vectors.npy + words.txt; default: %(default)s)")
+        return command
+
+    similar = query("similar", "the words closest to WORD by cosine similarity", [("word", "the query word")])
+    similar.add_argument("-n", "--topn", type=int, default=10, help="how many neighbours (default: %(default)s)")
+    query("similarity", "cosine similarity of two words", [("a", "first word"), ("b", "second word")])
+    analogy = query("analogy", "A is to B as C is to ?", [("a", "A"), ("b", "B"), ("c", "C")])
+    analogy.add_argument("-n", "--topn", type=int, default=5, help="how many answers (default: %(default)s)")
+    analogy.add_argument("--method", choices=("3cosadd", "3cosmul"), default="3cosadd",
+                         help="3CosAdd (b - a + c) or 3CosMul (Levy & Goldberg); default: %(default)s")
     return parser
+
+
+def load_embeddings(model: Path):
+    from stages.embeddings import VECTORS_NPY, WORDS_TXT, Embeddings
+
+    missing = [name for name in (VECTORS_NPY, WORDS_TXT) if not (model / name).is_file()]
+    if missing:
+        raise UserError(f"{model / missing[0]}: not found; train a model first (dvc repro train) or pass --model DIR")
+    return Embeddings.load(model)
+
+
+def run_query(args: argparse.Namespace) -> str:
+    from stages.embeddings import UnknownWord
+
+    emb = load_embeddings(args.model)
+    try:
+        if args.command == "similar":
+            results = emb.most_similar(args.word, topn=args.topn)
+        elif args.command == "analogy":
+            results = emb.analogy(args.a, args.b, args.c, topn=args.topn, method=args.method)
+        else:
+            return f"{emb.similarity(args.a, args.b):.4f}"
+    except UnknownWord as exc:
+        raise UserError(str(exc)) from None
+    return "\n".join(f"{word:20} {score:.4f}" for word, score in results)
 
 
 @entry_point
@@ -46,6 +91,8 @@ def main() -> None:
     args = build_parser().parse_args()
     if args.command == "params":
         sys.stdout.write(params_table(args.markdown) + "\n")
+    else:
+        sys.stdout.write(run_query(args) + "\n")
 
 
 if __name__ == "__main__":

@@ -45,3 +45,112 @@ def save_model(directory: Path, words: list[str], vectors: np.ndarray) -> None:
     (directory / WORDS_TXT).write_text("".join(word + "\n" for word in words), encoding="utf-8")
     write_word2vec_text(directory / VECTORS_TXT, words, vectors)
     write_word2vec_binary(directory / VECTORS_BIN, words, vectors)
+
+
+class UnknownWord(KeyError):
+    """A query word that is not in the vocabulary; carries close matches to suggest."""
+
+    def __init__(self, word: str, suggestions: list[str]) -> None:
+        super().__init__(word)
+        self.word, self.suggestions = word, suggestions
+
+    def __str__(self) -> str:
+        hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
+        return f"{self.word!r} is not in the vocabulary{hint}"
+
+
+class Embeddings:
+    """Word vectors with gensim ``KeyedVectors``-style queries, unit-normalised once.
+
+    >>> emb = Embeddings.load("data/model")
+    >>> emb.most_similar("king", topn=3)
+    >>> emb.similarity("cat", "dog")
+    >>> emb.analogy("man", "king", "woman")     # man is to king as woman is to ?
+
+    Rows are in vocabulary order (most frequent first), so ``restrict_vocab=N`` means the N most frequent words.
+    Scores follow gensim's formulas (float32, mean of unit vectors for 3CosAdd, Levy & Goldberg's shifted
+    3CosMul), so both tools give the same answers on the same vectors.
+    """
+
+    def __init__(self, words: list[str], vectors: np.ndarray) -> None:
+        if len(words) != len(vectors):
+            raise ValueError(f"{len(words)} words but {len(vectors)} vectors")
+        self.words = list(words)
+        self.vectors = np.asarray(vectors, dtype=np.float32)
+        self.key_to_index = {word: i for i, word in enumerate(self.words)}
+        norms = np.linalg.norm(self.vectors, axis=1)
+        self.unit = self.vectors / np.where(norms > 0, norms, 1).astype(np.float32)[:, None]
+
+    @classmethod
+    def load(cls, directory: Path | str) -> "Embeddings":
+        directory = Path(directory)
+        words = (directory / WORDS_TXT).read_text(encoding="utf-8").split("\n")[:-1]
+        return cls(words, np.load(directory / VECTORS_NPY))
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.key_to_index
+
+    def index(self, word: str) -> int:
+        try:
+            return self.key_to_index[word]
+        except KeyError:
+            raise UnknownWord(word, self.suggest(word)) from None
+
+    def suggest(self, word: str, n: int = 3, search: int = 50_000) -> list[str]:
+        """Close spellings among the ``search`` most frequent words (difflib ratio)."""
+        import difflib
+
+        lowered = word.lower()
+        if lowered != word and lowered in self.key_to_index:
+            return [lowered]
+        return difflib.get_close_matches(word, self.words[:search], n=n, cutoff=0.75)
+
+    def similarity(self, a: str, b: str) -> float:
+        """Cosine similarity of two words."""
+        return float(self.unit[self.index(a)] @ self.unit[self.index(b)])
+
+    def _top(self, scores: np.ndarray, exclude: set[int], topn: int) -> list[tuple[str, float]]:
+        count = min(len(scores), topn + len(exclude))
+        best = np.argpartition(-scores, count - 1)[:count] if count < len(scores) else np.arange(len(scores))
+        best = best[np.argsort(-scores[best], kind="stable")]
+        return [(self.words[i], float(scores[i])) for i in best if i not in exclude][:topn]
+
+    def most_similar(self, positive: list[str] | str, negative: list[str] | str = (), topn: int = 10,
+                     restrict_vocab: int | None = None) -> list[tuple[str, float]]:
+        """Nearest words to the mean of the positive unit vectors minus the negative ones (3CosAdd)."""
+        positive = [positive] if isinstance(positive, str) else list(positive)
+        negative = [negative] if isinstance(negative, str) else list(negative)
+        query = add_query(self.unit, [self.index(w) for w in positive], [self.index(w) for w in negative])
+        scores = self.unit[:restrict_vocab] @ query
+        return self._top(scores, {self.index(w) for w in positive + negative}, topn)
+
+    def most_similar_cosmul(self, positive: list[str] | str, negative: list[str] | str = (), topn: int = 10,
+                            restrict_vocab: int | None = None) -> list[tuple[str, float]]:
+        """3CosMul (Levy & Goldberg 2014): Π (1 + cos(x, p))/2 / (Π (1 + cos(x, n))/2 + 1e-6)."""
+        positive = [positive] if isinstance(positive, str) else list(positive)
+        negative = [negative] if isinstance(negative, str) else list(negative)
+        unit = self.unit[:restrict_vocab]
+        scores = cosmul_scores(unit, self.unit[[self.index(w) for w in positive]],
+                               self.unit[[self.index(w) for w in negative]])
+        return self._top(scores, {self.index(w) for w in positive + negative}, topn)
+
+    def analogy(self, a: str, b: str, c: str, topn: int = 1, method: str = "3cosadd",
+                restrict_vocab: int | None = None) -> list[tuple[str, float]]:
+        """a is to b as c is to ?: the words closest to b - a + c."""
+        search = self.most_similar if method == "3cosadd" else self.most_similar_cosmul
+        return search([b, c], [a], topn=topn, restrict_vocab=restrict_vocab)
+
+
+def add_query(unit: np.ndarray, positive: list[int], negative: list[int]) -> np.ndarray:
+    """gensim's most_similar query: the unit-normalised mean of ±unit vectors, in float32."""
+    mean = np.concatenate([unit[positive], -unit[negative]]).mean(axis=0)
+    return (mean / np.linalg.norm(mean)).astype(np.float32)
+
+
+def cosmul_scores(unit: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    pos = np.prod([(1 + unit @ p) / 2 for p in positive], axis=0)
+    neg = np.prod([(1 + unit @ n) / 2 for n in negative], axis=0) if len(negative) else 1.0
+    return pos / (neg + 1e-6)

@@ -40,7 +40,8 @@ def param(default: Any, *, choices: tuple | None = None, ge: float | None = None
 
 
 def _type_name(kind: type) -> str:
-    return {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string"}[kind]
+    return {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string",
+            tuple: "a list of strings"}[kind]
 
 
 def describe(rules: dict, kind: type) -> str:
@@ -62,6 +63,8 @@ def _coerce(section: str, name: str, value: Any, kind: type, rules: dict) -> Any
     ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
+    if kind is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value, ok = tuple(value), True
     if not ok:
         raise ParamError(f"{where} has the wrong type: must be {describe(rules, kind)}")
     if rules["choices"] and value not in rules["choices"]:
@@ -190,6 +193,21 @@ class TrainParams(Section):
                              f"the learning rate decays from alpha down to min_alpha")
 
 
+PROBE_WORDS = ("king", "queen", "france", "paris", "computer", "music", "war", "water", "three", "german",
+               "river", "science")
+
+
+@dataclass(frozen=True)
+class EvaluateParams(Section):
+    restrict_vocab: int = param(30000, ge=1, help="analogy answers come from this many most frequent words")
+    probe_words: tuple = param(PROBE_WORDS, help="words whose nearest neighbours go into the report and the map")
+    topn: int = param(10, ge=1, help="neighbours listed per probe word in the report")
+    map_neighbours: int = param(6, ge=0, help="neighbours of each probe word drawn on the 2-D map")
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "probe_words": list(self.probe_words)}
+
+
 def worker_count(requested: int) -> int:
     """The ``workers`` keys: 0 means every core."""
     return requested or os.cpu_count() or 1
@@ -201,6 +219,7 @@ SECTIONS: dict[str, type[Section]] = {
     "vocab": VocabParams,
     "pairs": PairsParams,
     "train": TrainParams,
+    "evaluate": EvaluateParams,
 }
 
 

@@ -15,8 +15,8 @@ import yaml
 
 from tests.conftest import ROOT
 
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "data/sample", "data/.gitignore", ".dvc/config",
-                 ".dvcignore"]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "data/sample", "data/benchmarks", "data/.gitignore",
+                 ".dvc/config", ".dvcignore"]
 
 
 @pytest.fixture(scope="module")
@@ -67,29 +67,29 @@ def set_param(project: Path, section: str, key: str, value) -> None:
 
 @pytest.mark.slow
 def test_repro_caches_and_reruns_only_what_a_param_touches(project):
-    assert ran(dvc(project, "repro")) == ["download", "tokenize", "vocab", "pairs", "train"]
+    assert ran(dvc(project, "repro")) == ["download", "tokenize", "vocab", "pairs", "train", "evaluate"]
     metrics = json.loads((project / "metrics/vocab.json").read_text())
     assert metrics["tokens"] == 1_171_945 and metrics["vocab_size"] > 10_000
 
     second = dvc(project, "repro")
     assert ran(second) == []
     assert all(f"Stage '{s}' didn't change, skipping" in second
-               for s in ("download", "tokenize", "vocab", "pairs", "train"))
+               for s in ("download", "tokenize", "vocab", "pairs", "train", "evaluate"))
 
     set_param(project, "vocab", "min_count", 10)
     status = dvc(project, "status")
     assert "vocab.min_count" in status and "download:" not in status and "tokenize:" not in status
-    assert ran(dvc(project, "repro")) == ["vocab", "pairs", "train"]
+    assert ran(dvc(project, "repro")) == ["vocab", "pairs", "train", "evaluate"]
     assert json.loads((project / "metrics/vocab.json").read_text())["vocab_size"] < metrics["vocab_size"]
 
     set_param(project, "vocab", "max_vocab_size", 10_000_000)  # above the vocabulary: same bytes out
     assert ran(dvc(project, "repro")) == ["vocab"]  # ...so pairs is not re-run
 
     set_param(project, "pairs", "window", 3)
-    assert ran(dvc(project, "repro")) == ["pairs", "train"]
+    assert ran(dvc(project, "repro")) == ["pairs", "train", "evaluate"]
 
     set_param(project, "train", "negative", 3)
-    assert ran(dvc(project, "repro")) == ["train"]
+    assert ran(dvc(project, "repro")) == ["train", "evaluate"]
     assert json.loads((project / "metrics/train.json").read_text())["loss"] > 0
 
     set_param(project, "tokenize", "workers", 1)  # speed only: not a dependency
@@ -101,10 +101,14 @@ def test_repro_caches_and_reruns_only_what_a_param_touches(project):
     set_param(project, "train", "checkpoint_minutes", 1)
     assert ran(dvc(project, "repro")) == []
 
+    set_param(project, "evaluate", "topn", 3)
+    assert ran(dvc(project, "repro")) == ["evaluate"]
+
     set_param(project, "tokenize", "max_sequence_length", 1000)
-    assert ran(dvc(project, "repro")) == ["tokenize", "vocab", "pairs", "train"]
+    assert ran(dvc(project, "repro")) == ["tokenize", "vocab", "pairs", "train", "evaluate"]
     shown = dvc(project, "metrics", "show")
     assert "metrics/vocab.json" in shown and "metrics/train.json" in shown
+    assert "analogy.3cosadd.accuracy" in shown and "wordsim353.spearman" in shown
 
 
 @pytest.mark.slow

@@ -1,0 +1,187 @@
+"""evaluate stage and query CLI: scores equal gensim's on the same vectors, planted analogies, OOV, errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from stages import evaluate as evaluate_stage
+from stages.benchmarks import BenchmarkError, evaluate_word_analogies, evaluate_word_pairs
+from stages.embeddings import Embeddings, UnknownWord, save_model
+from stages.pairs import shuffle_pairs, window_pairs
+from stages.sgns import CpuTrainer, Schedule, alias_table, init_vectors, noise_distribution
+from tests.conftest import ROOT
+
+BENCH = ROOT / "data/benchmarks"
+gensim_models = pytest.importorskip("gensim.models")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Small real vectors: 2 epochs of SGNS, dim 32, on the first 300k words of the embedded sample."""
+    with gzip.open(ROOT / "data/sample/text8-head.txt.gz", "rt") as handle:
+        words = np.array(handle.read(2_000_000).split()[:300_000])
+    vocab, inverse, counts = np.unique(words, return_inverse=True, return_counts=True)
+    order = np.lexsort((vocab, -counts))
+    order = order[counts[order] >= 5]
+    rank = np.full(len(vocab), -1)
+    rank[order] = np.arange(len(order))
+    ids = rank[inverse]
+    ids = ids[ids >= 0].astype(np.int32)
+    rng = np.random.default_rng(0)
+    pairs = shuffle_pairs(window_pairs(ids, np.zeros(len(ids), np.int32), 5, rng), rng)
+    syn0, syn1 = init_vectors(len(order), 32, np.random.default_rng(1))
+    accept, alias = alias_table(noise_distribution(counts[order], 0.75))
+    trainer = CpuTrainer(syn0, syn1, accept, alias, 5, Schedule(0.025, 0.0001, 2 * len(pairs)), 2, True)
+    for epoch in range(2):
+        for lo in range(0, len(pairs), 65536):
+            chunk = pairs[lo:lo + 65536]
+            trainer.train_chunk(chunk[:, 0], chunk[:, 1], epoch * len(pairs) + lo,
+                                np.array([epoch + 1, lo + 1], np.uint64))
+    model = tmp_path_factory.mktemp("model")
+    save_model(model, vocab[order].tolist(), trainer.vectors()[0])
+    kv = gensim_models.KeyedVectors.load_word2vec_format(str(model / "vectors.bin"), binary=True)
+    return model, Embeddings.load(model), kv
+
+
+@pytest.mark.parametrize("file", ["wordsim353.tsv", "simlex999.txt"])
+def test_word_pairs_equal_gensim(trained, file):
+    _, emb, kv = trained
+    ours = evaluate_word_pairs(emb, BENCH / file)
+    pearson, spearman, oov_percent = kv.evaluate_word_pairs(str(BENCH / file))
+    assert ours["spearman"] == pytest.approx(spearman.statistic, abs=1e-6)
+    assert ours["pearson"] == pytest.approx(pearson.statistic, abs=1e-6)
+    assert 100 * ours["oov_ratio"] == pytest.approx(oov_percent, abs=1e-6)
+    assert 0 < ours["oov"] < ours["pairs"]
+
+
+def test_analogies_equal_gensim_3cosadd_and_3cosmul(trained):
+    _, emb, kv = trained
+    restrict = 2000  # below the vocabulary size, so the restriction matters
+    ours = evaluate_word_analogies(emb, BENCH / "questions-words.txt", restrict_vocab=restrict)
+    score, sections = kv.evaluate_word_analogies(str(BENCH / "questions-words.txt"), restrict_vocab=restrict)
+    assert ours["3cosadd"]["accuracy"] == pytest.approx(score, abs=1e-6) and score > 0
+    gensim_sections = {s["section"]: len(s["correct"]) for s in sections}
+    assert {name: s["correct"] for name, s in ours["3cosadd"]["sections"].items()} == \
+        {name: n for name, n in gensim_sections.items() if name != "Total accuracy"}
+    assert ours["answered"] == sum(len(s["correct"]) + len(s["incorrect"]) for s in sections[:-1])
+    assert ours["questions"] == 19544 and ours["coverage"] == ours["answered"] / 19544
+
+    # 3CosMul, against most_similar_cosmul on vectors cut to the same restriction
+    small = gensim_models.KeyedVectors(32)
+    small.add_vectors(emb.words[:restrict], emb.vectors[:restrict])
+    correct = 0
+    for line in (BENCH / "questions-words.txt").read_text().splitlines():
+        words = line.lower().split()  # case-insensitive, like the evaluation
+        if line.startswith(":") or not all(w in small.key_to_index for w in words):
+            continue
+        answer = small.most_similar_cosmul(positive=[words[1], words[2]], negative=[words[0]], topn=1)[0][0]
+        correct += answer == words[3]
+    assert ours["3cosmul"]["correct"] == correct
+
+
+def test_most_similar_and_similarity_equal_gensim(trained):
+    _, emb, kv = trained
+    for word in ("king", "water", "three"):
+        ours, theirs = emb.most_similar(word, topn=5), kv.most_similar(word, topn=5)
+        assert [w for w, _ in ours] == [w for w, _ in theirs]
+        np.testing.assert_allclose([s for _, s in ours], [s for _, s in theirs], atol=1e-6)
+    assert emb.similarity("king", "queen") == pytest.approx(kv.similarity("king", "queen"), abs=1e-6)
+    assert [w for w, _ in emb.analogy("man", "king", "woman", topn=3)] == \
+        [w for w, _ in kv.most_similar(positive=["king", "woman"], negative=["man"], topn=3)]
+
+
+def planted() -> Embeddings:
+    """country → capital is one fixed offset, male → female another, and unrelated words live in other
+    dimensions: every analogy below has one clear answer."""
+    eye = np.eye(48)
+    base = {w: eye[i] for i, w in enumerate(("france", "spain", "italy", "man", "king", "boy"))}
+    capital, female = eye[6], eye[7]
+    vectors = {**base, "paris": base["france"] + capital, "madrid": base["spain"] + capital,
+               "rome": base["italy"] + capital, "woman": base["man"] + female, "queen": base["king"] + female,
+               "girl": base["boy"] + female}
+    rng = np.random.default_rng(0)
+    for k in range(30):  # distractors, orthogonal to the planted words
+        vectors[f"noise{k}"] = np.concatenate([np.zeros(8), rng.normal(size=40)])
+    return Embeddings(list(vectors), np.array(list(vectors.values()), np.float32))
+
+
+def test_planted_analogies_are_all_answered_right(tmp_path):
+    questions = tmp_path / "q.txt"
+    questions.write_text(": capital-world\nFrance Paris Spain Madrid\nspain madrid italy rome\n"
+                         "france paris atlantis lost\nnot four words\n"
+                         ": gram-gender\nman woman king queen\nking queen boy girl\n")
+    result = evaluate_word_analogies(planted(), questions, restrict_vocab=100)
+    for method in ("3cosadd", "3cosmul"):
+        assert result[method]["accuracy"] == 1.0 and result[method]["correct"] == 4
+        assert result[method]["semantic"] == 1.0 and result[method]["syntactic"] == 1.0
+    assert result["questions"] == 5 and result["answered"] == 4 and result["malformed_lines"] == 1
+    assert result["3cosadd"]["sections"]["capital-world"] == {"correct": 2, "answered": 2, "questions": 3,
+                                                              "accuracy": 1.0}
+    assert planted().analogy("man", "king", "woman")[0][0] == "queen"
+
+
+def test_restrict_vocab_hides_rare_answers(tmp_path):
+    questions = tmp_path / "q.txt"
+    questions.write_text(": family\nman woman king queen\n")
+    emb = planted()
+    assert evaluate_word_analogies(emb, questions, restrict_vocab=10)["answered"] == 0  # queen is the 11th word
+    assert evaluate_word_analogies(emb, questions, restrict_vocab=11)["answered"] == 1
+
+
+def test_word_pairs_count_oov_and_malformed_lines(tmp_path):
+    pairs = tmp_path / "p.tsv"
+    pairs.write_text("# comment\nking\tqueen\t8\nparis\tfrance\t9\nman\tboy\t5\nking\tunicorn\t3\n"
+                     "bad line\nking\tman\tnot-a-number\n")
+    result = evaluate_word_pairs(planted(), pairs)
+    assert (result["pairs"], result["oov"], result["malformed_lines"]) == (4, 1, 2)
+    assert result["oov_ratio"] == 0.25
+    with pytest.raises(BenchmarkError, match="usable pair"):
+        pairs.write_text("king\tunicorn\t3\n")
+        evaluate_word_pairs(planted(), pairs)
+
+
+def test_unknown_word_suggests_close_matches():
+    with pytest.raises(UnknownWord, match="'kin' is not in the vocabulary; did you mean king"):
+        planted().most_similar("kin")
+    with pytest.raises(UnknownWord, match="did you mean paris"):
+        planted().similarity("Paris", "rome")
+
+
+def test_stage_writes_metrics_report_and_pictures(trained, tmp_path, monkeypatch, write_params):
+    model, _, _ = trained
+    write_params({"evaluate": {"probe_words": ["king", "water", "zzzz"], "topn": 4}})
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/model").symlink_to(model)
+    (tmp_path / "data/benchmarks").symlink_to(BENCH)
+    evaluate_stage.main()
+    metrics = json.loads((tmp_path / "metrics/eval.json").read_text())
+    assert set(metrics) == {"wordsim353", "simlex999", "analogy"}
+    assert metrics["analogy"]["restrict_vocab"] == 30000 and 0 < metrics["analogy"]["3cosadd"]["accuracy"] < 1
+    report = (tmp_path / "metrics/neighbours.md").read_text()
+    assert "**king**:" in report and "Not in the vocabulary: zzzz" in report
+    for png in ("plots/embedding_map.png", "plots/similarity_heatmap.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def w2v(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stages.cli", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_cli_queries_and_errors(trained):
+    model = str(trained[0])
+    out = w2v("similar", "king", "-n", "3", "--model", model)
+    assert out.returncode == 0 and len(out.stdout.splitlines()) == 3
+    assert float(w2v("similarity", "king", "king", "--model", model).stdout) == pytest.approx(1.0, abs=1e-4)
+    assert w2v("analogy", "man", "king", "woman", "--model", model).returncode == 0
+    unknown = w2v("similar", "kingg", "--model", model)
+    assert unknown.returncode == 2 and "'kingg' is not in the vocabulary; did you mean king" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    missing = w2v("similar", "king", "--model", "/nonexistent")
+    assert missing.returncode == 2 and "vectors.npy: not found" in missing.stderr
