@@ -186,6 +186,22 @@ def run_stage(expect_exit: int | None = None) -> None:
     assert stopped.value.code == expect_exit
 
 
+def run_interrupted_at(chunk: int, monkeypatch) -> None:
+    """Run the stage with a SIGINT sent to ourselves during the ``chunk``-th chunk (1-based); expect exit 130."""
+    original = CpuTrainer.train_chunk
+    calls = []
+
+    def interrupted(self, *args):
+        calls.append(1)
+        if len(calls) == chunk:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, *args)
+
+    monkeypatch.setattr(CpuTrainer, "train_chunk", interrupted)
+    run_stage(expect_exit=130)
+    monkeypatch.setattr(CpuTrainer, "train_chunk", original)
+
+
 def model_bytes(root) -> dict[str, bytes]:
     return {name: (root / "data/model" / name).read_bytes()
             for name in ("vectors.npy", "vectors.txt", "vectors.bin", "words.txt")}
@@ -227,20 +243,9 @@ def test_same_params_same_bytes_and_resume_equals_uninterrupted(project, monkeyp
     assert model_bytes(root) == uninterrupted
 
     # Ctrl-C in the middle of the 12th of 26 chunks: the chunk finishes, a checkpoint is written, exit 130.
-    original = CpuTrainer.train_chunk
-    calls = []
-
-    def interrupted(self, *args):
-        calls.append(1)
-        if len(calls) == 12:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(self, *args)
-
-    monkeypatch.setattr(CpuTrainer, "train_chunk", interrupted)
-    run_stage(expect_exit=130)
+    run_interrupted_at(12, monkeypatch)
     state = json.loads((root / "checkpoints/train/state.json").read_text())
     assert state["state"]["next_chunk"] == 12
-    monkeypatch.setattr(CpuTrainer, "train_chunk", original)
     run_stage()
     assert model_bytes(root) == uninterrupted
     metadata = json.loads((root / "data/model/metadata.json").read_text())
@@ -251,18 +256,7 @@ def test_damaged_checkpoint_is_not_resumed(project, monkeypatch, capsys):
     root, params = project
     run_stage()
     want = model_bytes(root)
-    original = CpuTrainer.train_chunk
-    calls = []
-
-    def interrupted(self, *args):
-        calls.append(1)
-        if len(calls) == 5:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(self, *args)
-
-    monkeypatch.setattr(CpuTrainer, "train_chunk", interrupted)
-    run_stage(expect_exit=130)
-    monkeypatch.setattr(CpuTrainer, "train_chunk", original)
+    run_interrupted_at(5, monkeypatch)
     with open(root / "checkpoints/train/syn0.npy", "r+b") as handle:
         handle.seek(-4, os.SEEK_END)
         handle.write(b"\0\0\0\0")
