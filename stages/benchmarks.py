@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.embeddings import Embeddings
+from stages.embeddings import Embeddings, query_scores
 
 QUERY_BATCH = 512  # analogy queries per matrix product: 512 x 30k float32 scores = 61 MB
 
@@ -111,14 +111,7 @@ def answer(unit: np.ndarray, questions: np.ndarray, method: str, words_upper: li
     predicted = np.empty(len(questions), dtype=np.int64)
     for lo in range(0, len(questions), QUERY_BATCH):
         batch = questions[lo:lo + QUERY_BATCH]
-        a, b, c = unit[batch[:, 0]], unit[batch[:, 1]], unit[batch[:, 2]]
-        if method == "3cosadd":
-            query = (b + c - a) / 3  # gensim: mean of [b, c, -a], then unit length
-            query /= np.linalg.norm(query, axis=1, keepdims=True)
-            scores = query @ unit.T  # (batch, vocab)
-        else:
-            # Levy & Goldberg's 3CosMul with cosines shifted to [0, 1], as gensim's most_similar_cosmul
-            scores = ((1 + b @ unit.T) / 2) * ((1 + c @ unit.T) / 2) / ((1 + a @ unit.T) / 2 + 1e-6)
+        scores = query_scores(unit, unit, batch[:, 1:3], batch[:, :1], method)  # b - a + c
         rows = np.arange(len(batch))
         for col in range(3):
             scores[rows, batch[:, col]] = -np.inf

@@ -118,24 +118,23 @@ class Embeddings:
         best = best[np.argsort(-scores[best], kind="stable")]
         return [(self.words[i], float(scores[i])) for i in best if i not in exclude][:topn]
 
+    def _search(self, positive: list[str] | str, negative: list[str] | str, topn: int, restrict_vocab: int | None,
+                method: str) -> list[tuple[str, float]]:
+        positive = [self.index(w) for w in ([positive] if isinstance(positive, str) else positive)]
+        negative = [self.index(w) for w in ([negative] if isinstance(negative, str) else negative)]
+        scores = query_scores(self.unit, self.unit[:restrict_vocab], np.array([positive]),
+                              np.array([negative], dtype=np.int64).reshape(1, -1), method)[0]
+        return self._top(scores, set(positive + negative), topn)
+
     def most_similar(self, positive: list[str] | str, negative: list[str] | str = (), topn: int = 10,
                      restrict_vocab: int | None = None) -> list[tuple[str, float]]:
         """Nearest words to the mean of the positive unit vectors minus the negative ones (3CosAdd)."""
-        positive = [positive] if isinstance(positive, str) else list(positive)
-        negative = [negative] if isinstance(negative, str) else list(negative)
-        query = add_query(self.unit, [self.index(w) for w in positive], [self.index(w) for w in negative])
-        scores = self.unit[:restrict_vocab] @ query
-        return self._top(scores, {self.index(w) for w in positive + negative}, topn)
+        return self._search(positive, negative, topn, restrict_vocab, "3cosadd")
 
     def most_similar_cosmul(self, positive: list[str] | str, negative: list[str] | str = (), topn: int = 10,
                             restrict_vocab: int | None = None) -> list[tuple[str, float]]:
-        """3CosMul (Levy & Goldberg 2014): Π (1 + cos(x, p))/2 / (Π (1 + cos(x, n))/2 + 1e-6)."""
-        positive = [positive] if isinstance(positive, str) else list(positive)
-        negative = [negative] if isinstance(negative, str) else list(negative)
-        unit = self.unit[:restrict_vocab]
-        scores = cosmul_scores(unit, self.unit[[self.index(w) for w in positive]],
-                               self.unit[[self.index(w) for w in negative]])
-        return self._top(scores, {self.index(w) for w in positive + negative}, topn)
+        """3CosMul (Levy & Goldberg 2014), as gensim's ``most_similar_cosmul``."""
+        return self._search(positive, negative, topn, restrict_vocab, "3cosmul")
 
     def analogy(self, a: str, b: str, c: str, topn: int = 1, method: str = "3cosadd",
                 restrict_vocab: int | None = None) -> list[tuple[str, float]]:
@@ -144,13 +143,20 @@ class Embeddings:
         return search([b, c], [a], topn=topn, restrict_vocab=restrict_vocab)
 
 
-def add_query(unit: np.ndarray, positive: list[int], negative: list[int]) -> np.ndarray:
-    """gensim's most_similar query: the unit-normalised mean of ±unit vectors, in float32."""
-    mean = np.concatenate([unit[positive], -unit[negative]]).mean(axis=0)
-    return (mean / np.linalg.norm(mean)).astype(np.float32)
+def query_scores(unit: np.ndarray, candidates: np.ndarray, positive: np.ndarray, negative: np.ndarray,
+                 method: str = "3cosadd") -> np.ndarray:
+    """(n, candidates) scores of n queries, by gensim's formulas in float32. ``positive`` (n, k) and ``negative``
+    (n, m) are rows of ``unit``; ``candidates`` are the unit vectors searched.
 
+    3CosAdd: cosine with the unit-normalised mean of the positive and negated negative unit vectors.
+    3CosMul (Levy & Goldberg 2014): Π (1 + cos(x, p))/2 / (Π (1 + cos(x, n))/2 + 1e-6).
+    """
+    if method == "3cosadd":
+        mean = (unit[positive].sum(axis=1) - unit[negative].sum(axis=1)) / (positive.shape[1] + negative.shape[1])
+        mean /= np.linalg.norm(mean, axis=1, keepdims=True)
+        return mean @ candidates.T
 
-def cosmul_scores(unit: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
-    pos = np.prod([(1 + unit @ p) / 2 for p in positive], axis=0)
-    neg = np.prod([(1 + unit @ n) / 2 for n in negative], axis=0) if len(negative) else 1.0
-    return pos / (neg + 1e-6)
+    def shifted_product(rows: np.ndarray) -> np.ndarray | float:
+        return np.prod([(1 + unit[rows[:, j]] @ candidates.T) / 2 for j in range(rows.shape[1])], axis=0)
+
+    return shifted_product(positive) / (shifted_product(negative) + 1e-6)

@@ -78,9 +78,7 @@ class TorchTrainer:
         center_t = torch.from_numpy(np.ascontiguousarray(center)).to(self.device, torch.int64, non_blocking=True)
         context_t = torch.from_numpy(np.ascontiguousarray(context)).to(self.device, torch.int64, non_blocking=True)
         n = len(center_t)
-        s = self.schedule
-        index = torch.arange(first_pair, first_pair + n, device=self.device, dtype=torch.float64)
-        lr = (s.alpha - s.step * index).clamp_min(s.min_alpha).float()
+        lr = torch.from_numpy(self.schedule.at(np.arange(first_pair, first_pair + n))).to(self.device, torch.float32)
         noise = self.draw_noise(n)
         loss = torch.zeros((), dtype=torch.float64, device=self.device)
         for lo in range(0, n, self.batch_size):
