@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test bench clean-venv
+.PHONY: run test bench repro-check clean-venv
 
 # The venv is rebuilt whenever the pinned dependencies change.
 $(BIN)/.installed: pyproject.toml
@@ -20,6 +20,10 @@ run: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/ruff check stages tests bench
 	$(BIN)/python -m pytest -q
+
+## repro-check: run the pipeline twice from clean copies and compare the hash of every output
+repro-check: $(BIN)/.installed
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/w2v repro-check
 
 ## bench: speed figures (tokenize MB/s, pairs/s, peak RSS, training words/s against gensim)
 bench: $(BIN)/.installed

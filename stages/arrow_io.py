@@ -20,6 +20,9 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from stages.console import UserError
+from stages.fsio import sha256_file
+
 TOKENS_SCHEMA = pa.schema([pa.field("tokens", pa.list_(pa.string()))])
 IDS_SCHEMA = pa.schema([pa.field("ids", pa.list_(pa.int32()))])
 
@@ -108,3 +111,20 @@ def read_pair_shard(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
     reader = ipc.open_file(pa.memory_map(str(path), "r"))
     batch = reader.get_batch(0)
     return (batch.column(0).to_numpy(zero_copy_only=True), batch.column(1).to_numpy(zero_copy_only=True))
+
+
+def verify_pair_shards(manifest: dict, pairs_dir: Path) -> None:
+    """Check every shard the manifest lists against its recorded size and sha256 before training reads it, so
+    a truncated or altered shard stops the run with its name instead of a crash (or silent garbage) later."""
+    for epoch in manifest["epochs"]:
+        for shard in epoch["shards"]:
+            path = Path(pairs_dir) / shard["file"]
+            fix = "rebuild the shards with `dvc repro --force pairs`"
+            if not path.is_file():
+                raise UserError(f"{path}: missing, though {Path(pairs_dir) / 'manifest.json'} lists it; {fix}")
+            size = path.stat().st_size
+            if size != shard["bytes"]:
+                raise UserError(f"{path}: damaged: {size:,} bytes where the manifest records {shard['bytes']:,} "
+                                f"(truncated?); {fix}")
+            if sha256_file(path) != shard["sha256"]:
+                raise UserError(f"{path}: damaged: its sha256 differs from the one in the manifest; {fix}")

@@ -1,11 +1,24 @@
-"""What a run ran on: recorded beside every model, so a result can be traced to its software and hardware."""
+"""What a run ran on, in two parts.
+
+* :func:`software`: what the vectors' bytes depend on: Python, the versions of the libraries that compute
+  them, and the CPU code target numba compiles for (or the GPU and CUDA version). It goes into the model's
+  ``metadata.json``, a DVC output, so two runs with the same software and params write byte-identical
+  metadata and DVC sees the same model.
+* :func:`host`: the machine and the clock: platform, CPU model, cores, start time, every library version.
+  It goes into ``runs/train.json``, which DVC keeps in git but which nothing downstream depends on.
+"""
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 import sys
 from importlib import metadata
+
+PACKAGES = ("numpy", "torch", "numba", "llvmlite", "pyarrow", "pandas", "dvc", "w2v-dvc")
+# The packages whose code computes the vectors on each device.
+RESULT_PACKAGES = {"cpu": ("numpy", "numba", "llvmlite", "w2v-dvc"), "cuda": ("numpy", "torch", "w2v-dvc")}
 
 
 def _version(package: str) -> str | None:
@@ -26,17 +39,37 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def environment(device: str) -> dict:
+def cpu_code_target() -> str:
+    """The instruction set numba generates the CPU kernel for (e.g. ``znver3``, ``skylake-avx512``): with
+    fastmath, a wider SIMD unit may sum in another order, so it is part of what the bytes depend on."""
+    if os.environ.get("NUMBA_CPU_NAME"):
+        return os.environ["NUMBA_CPU_NAME"]
+    import llvmlite.binding
+
+    return llvmlite.binding.get_host_cpu_name()
+
+
+def software(device: str) -> dict:
     info = {
         "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "packages": {name: _version(name) for name in ("numpy", "torch", "numba", "pyarrow", "dvc", "w2v-dvc")},
+        "packages": {name: _version(name) for name in RESULT_PACKAGES[device]},
     }
-    if device == "cuda":
+    if device == "cpu":
+        info["cpu_code_target"] = cpu_code_target()
+    else:
         import torch
 
         info["gpu"] = torch.cuda.get_device_name()
         info["cuda"] = torch.version.cuda
     return info
+
+
+def host() -> dict:
+    return {
+        "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "packages": {name: _version(name) for name in PACKAGES},
+    }

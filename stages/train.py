@@ -1,6 +1,7 @@
 """train stage: pair shards → word vectors by skip-gram with negative sampling (SGNS).
 
-Reads the shards in the manifest's order, epoch after epoch, in chunks of ``train.batch_size`` pairs:
+Reads the shards in the manifest's order, epoch after epoch, in chunks (``train.sync_every`` pairs on CPU,
+about 1M pairs of whole ``train.batch_size`` steps on CUDA):
 
 * on **CPU**, a compiled kernel (``stages.sgns``) runs plain per-pair SGD in ``train.threads`` lanes,
   deterministic by default (same params → same bytes, at full speed) or Hogwild;
@@ -13,7 +14,9 @@ checkpoint is written at every epoch end and every ``train.checkpoint_minutes``,
 saves one before exiting.
 
 Outputs: ``data/model/`` (``vectors.npy``, ``words.txt``, ``vectors.txt`` and ``vectors.bin`` in word2vec's
-text and binary formats, ``metadata.json``), ``metrics/train.json`` and the loss curve ``plots/train_loss.tsv``.
+text and binary formats, ``metadata.json`` with the params, seeds and software the bytes depend on),
+``metrics/train.json``, the loss curve ``plots/train_loss.tsv`` and ``runs/train.json`` (machine, start time,
+durations, resume points: what differs between two otherwise identical runs).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from stages import checkpoint, runinfo
-from stages.arrow_io import read_pair_shard
+from stages.arrow_io import read_pair_shard, verify_pair_shards
 from stages.console import UserError, entry_point
 from stages.embeddings import save_model
 from stages.fsio import atomic_dir, atomic_file, sha256_file, write_json
@@ -47,6 +50,7 @@ OUT_DIR = Path("data/model")
 CHECKPOINT_DIR = Path("checkpoints/train")
 METRICS_PATH = Path("metrics/train.json")
 CURVE_PATH = Path("plots/train_loss.tsv")
+RUN_PATH = Path("runs/train.json")
 CUDA_CHUNK_PAIRS = 1 << 20
 
 
@@ -255,6 +259,28 @@ def fingerprint(params: TrainParams, lanes: int, device: str, manifest_sha256: s
     return json.dumps(key, sort_keys=True)
 
 
+def read_manifest(path: Path) -> dict:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if not all({"file", "pairs", "bytes", "sha256"} <= set(shard) for epoch in manifest["epochs"]
+                   for shard in epoch["shards"]):
+            raise KeyError("shards")
+        return manifest
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: damaged or from an older version ({type(exc).__name__}: {exc}); rebuild it with "
+                        f"`dvc repro --force pairs`") from None
+
+
+def check_vocabulary(vocab_size: int, manifest: dict, negative: int) -> None:
+    """SGNS draws ``negative`` noise words other than the context: fewer than negative + 1 words cannot work."""
+    if vocab_size < negative + 1:
+        raise UserError(f"{VOCAB_PATH}: only {vocab_size} word(s) in the vocabulary, fewer than train.negative + 1 "
+                        f"= {negative + 1}: lower vocab.min_count (or train.negative), or use a larger corpus")
+    if manifest.get("vocab_size") != vocab_size:
+        raise UserError(f"{PAIRS_DIR / 'manifest.json'} was built for a vocabulary of {manifest.get('vocab_size')} "
+                        f"words, {VOCAB_PATH} has {vocab_size}: run `dvc repro` to rebuild the pairs")
+
+
 @entry_point
 def main() -> None:
     params = load_params()["train"]
@@ -262,12 +288,11 @@ def main() -> None:
     for path in (manifest_path, VOCAB_PATH):
         if not path.is_file():
             raise UserError(f"{path}: not found; run the pairs stage first (dvc repro pairs)")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = read_manifest(manifest_path)
     vocab = pq.read_table(VOCAB_PATH, columns=["word", "count"])
     counts = vocab.column("count").to_numpy()
-    if len(counts) < 2:
-        raise UserError(f"{VOCAB_PATH}: {len(counts)} word(s) in the vocabulary: SGNS needs at least 2; "
-                        f"lower vocab.min_count")
+    check_vocabulary(len(counts), manifest, params.negative)
+    verify_pair_shards(manifest, PAIRS_DIR)
     device = resolve_device(params.device)
     lanes = worker_count(params.threads) if device == "cpu" else 1
     key = fingerprint(params, lanes, device, sha256_file(manifest_path), len(counts))
@@ -288,19 +313,28 @@ def main() -> None:
     log.info("%s pairs in %d epochs on %s (%s), %d-dim vectors for %s words", f"{schedule.total_pairs:,}",
              len(manifest["epochs"]), device, trainer.describe(), params.dim, f"{len(counts):,}")
 
+    run_record = {"host": runinfo.host()}
     started = time.perf_counter()
     progress = train(trainer, chunks, manifest, params, progress,
                      lambda t, p: checkpoint.save(CHECKPOINT_DIR, key, *t.vectors(), vars(p)))
     wall = time.perf_counter() - started
     syn0, _ = trainer.vectors()
     metrics = train_metrics(progress, manifest, wall)
-    metadata = {"params": params.to_dict(), "lanes": lanes, "device": device, "seed": params.seed,
-                "resumed_from_chunks": progress.resumed_from, "metrics": metrics,
-                "environment": runinfo.environment(device)}
+    # Only what the vectors' bytes depend on goes beside them, so an identical re-run gives an identical
+    # model (and DVC stops the cascade there); the clock and the machine go to the run record.
+    result_params = {k: v for k, v in params.to_dict().items() if k != "checkpoint_minutes"}
+    metadata = {"params": result_params, "lanes": lanes, "device": device,
+                "seeds": {"train.seed": params.seed, "pairs.seed": manifest["params"]["seed"]},
+                "vocab_size": len(counts), "pairs": metrics["pairs"], "words": metrics["words"],
+                "loss": metrics["loss"], "epoch_loss": metrics["epoch_loss"],
+                "software": runinfo.software(device)}
+    run_record.update(device=device, lanes=lanes, resumed_from_chunks=progress.resumed_from,
+                      **{k: metrics[k] for k in ("train_seconds", "wall_seconds", "words_per_second")})
     with atomic_dir(OUT_DIR) as tmp:
         save_model(tmp, vocab.column("word").to_pylist(), syn0)
         write_json(tmp / "metadata.json", metadata)
     write_json(METRICS_PATH, metrics)
+    write_json(RUN_PATH, run_record)
     write_curve(CURVE_PATH, progress.curve)
     checkpoint.remove(CHECKPOINT_DIR)
     log.info("final loss %.6f; %s words/s, %s pairs/s (%.1f s of training)", metrics["loss"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 
 import numpy as np
@@ -153,7 +154,7 @@ def make_inputs(root, epochs: int = 2, vocab: int = 60, pairs_per_epoch: int = 5
     counts = np.sort(rng.integers(5, 500, vocab))[::-1]
     pq.write_table(pa.table({"word": [f"w{i}" for i in range(vocab)], "count": counts,
                              "frequency": counts / counts.sum()}), root / "data/vocab/vocab.parquet")
-    manifest = {"vocab_size": vocab, "epochs": []}
+    manifest = {"params": {"seed": 1}, "vocab_size": vocab, "epochs": []}
     for epoch in range(epochs):
         center, context = planted_pairs(rng, pairs_per_epoch, vocab // 2)
         shards = []
@@ -162,6 +163,7 @@ def make_inputs(root, epochs: int = 2, vocab: int = 60, pairs_per_epoch: int = 5
             (root / "data/pairs" / name).parent.mkdir(parents=True, exist_ok=True)
             write_pair_shard(root / "data/pairs" / name, center[start:start + shard], context[start:start + shard])
             shards.append({"file": name, "pairs": len(center[start:start + shard]),
+                           "bytes": (root / "data/pairs" / name).stat().st_size,
                            "sha256": sha256_file(root / "data/pairs" / name)})
         manifest["epochs"].append({"epoch": epoch, "words": pairs_per_epoch // 4, "pairs": pairs_per_epoch,
                                    "shards": shards})
@@ -204,7 +206,7 @@ def run_interrupted_at(chunk: int, monkeypatch) -> None:
 
 def model_bytes(root) -> dict[str, bytes]:
     return {name: (root / "data/model" / name).read_bytes()
-            for name in ("vectors.npy", "vectors.txt", "vectors.bin", "words.txt")}
+            for name in ("vectors.npy", "vectors.txt", "vectors.bin", "words.txt", "metadata.json")}
 
 
 def test_stage_writes_model_metrics_curve_and_metadata(project):
@@ -219,7 +221,10 @@ def test_stage_writes_model_metrics_curve_and_metadata(project):
     assert len(curve) - 1 == 6  # every 20k pairs (at 4k-pair chunk ends), plus each epoch's end
     metadata = json.loads((root / "data/model/metadata.json").read_text())
     assert metadata["device"] == "cpu" and metadata["lanes"] == 2
-    assert metadata["environment"]["packages"]["numpy"] == np.__version__
+    assert metadata["software"]["packages"]["numpy"] == np.__version__ and metadata["software"]["cpu_code_target"]
+    assert metadata["seeds"] == {"train.seed": 1, "pairs.seed": 1}
+    run_record = json.loads((root / "runs/train.json").read_text())
+    assert run_record["host"]["cpu_count"] >= 1 and run_record["resumed_from_chunks"] == []
     assert np.load(root / "data/model/vectors.npy").shape == (60, 16)
     assert not (root / "checkpoints/train").exists()
 
@@ -248,8 +253,7 @@ def test_same_params_same_bytes_and_resume_equals_uninterrupted(project, monkeyp
     assert state["state"]["next_chunk"] == 12
     run_stage()
     assert model_bytes(root) == uninterrupted
-    metadata = json.loads((root / "data/model/metadata.json").read_text())
-    assert metadata["resumed_from_chunks"] == [12]
+    assert json.loads((root / "runs/train.json").read_text())["resumed_from_chunks"] == [12]
 
 
 def test_damaged_checkpoint_is_not_resumed(project, monkeypatch, capsys):
@@ -263,6 +267,40 @@ def test_damaged_checkpoint_is_not_resumed(project, monkeypatch, capsys):
     run_stage()
     assert "checkpoints/train is damaged (syn0.npy does not match its sha256)" in capsys.readouterr().err
     assert model_bytes(root) == want
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncate", r"shard-001.arrow: damaged: 100,000 bytes where the manifest records"),
+    ("flip", r"shard-001.arrow: damaged: its sha256 differs"),
+    ("delete", r"shard-001.arrow: missing, though .*manifest.json lists it"),
+    ("manifest", r"manifest.json: damaged or from an older version"),
+])
+def test_damaged_pair_shard_or_manifest_stops_before_training(project, capsys, damage, message):
+    root, _ = project
+    shard = root / "data/pairs/epoch-01/shard-001.arrow"
+    if damage == "truncate":
+        shard.write_bytes(shard.read_bytes()[:100_000])
+    elif damage == "flip":
+        data = bytearray(shard.read_bytes())
+        data[len(data) // 2] ^= 1
+        shard.write_bytes(bytes(data))
+    elif damage == "delete":
+        shard.unlink()
+    else:
+        (root / "data/pairs/manifest.json").write_text('{"epochs": [{"shards": [{"file": "x"}]}]}')
+    run_stage(expect_exit=2)
+    assert re.search(message + r".*dvc repro --force pairs", capsys.readouterr().err)
+    assert not (root / "data/model").exists() and not (root / "checkpoints/train").exists()
+
+
+def test_vocabulary_smaller_than_negative_plus_one_is_refused(project, capsys):
+    root, _ = project
+    words = ["w0", "w1", "w2", "w3", "w4"]
+    pq.write_table(pa.table({"word": words, "count": [9, 8, 7, 6, 5], "frequency": [0.2] * 5}),
+                   root / "data/vocab/vocab.parquet")
+    run_stage(expect_exit=2)
+    error = capsys.readouterr().err
+    assert "only 5 word(s) in the vocabulary, fewer than train.negative + 1 = 6: lower vocab.min_count" in error
 
 
 def test_diverging_training_stops_with_a_clear_message(tmp_path):
