@@ -34,6 +34,10 @@ def entry_point(main: Callable[[], None]) -> Callable[[], None]:
     @functools.wraps(main)
     def run() -> None:
         setup_logging()
+        from stages.fsio import remove_stale_temporaries
+
+        for temporary in remove_stale_temporaries():
+            stage_log.info("removed %s, left by a killed run", temporary)
         try:
             main()
         except UserError as exc:

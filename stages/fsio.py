@@ -3,6 +3,11 @@
 A stage never writes straight to its output path: it fills a temporary sibling and renames it into place at
 the end, so an interrupted run leaves either the old output, nothing, or the complete new one -- never a
 half-written file that looks complete.
+
+A temporary's name carries the id of the process writing it (``.vocab.tmp-<pid>-<random>``). A run killed by
+SIGKILL cannot remove its own, so every stage starts by removing those whose process is gone
+(:func:`remove_stale_temporaries`): they would otherwise stay behind when DVC restores the killed stage's
+outputs from its run cache instead of running it again.
 """
 
 from __future__ import annotations
@@ -17,6 +22,40 @@ from pathlib import Path
 from typing import IO, Iterator
 
 CHUNK = 1 << 20
+# Where stages write (the parents of every output in dvc.yaml, and the training checkpoints).
+OUTPUT_ROOTS = ("data", "metrics", "plots", "runs", "checkpoints")
+
+
+def _temporary_prefix(target: Path) -> str:
+    return f".{target.name}.tmp-{os.getpid()}-"
+
+
+def _owner_alive(temporary: Path) -> bool:
+    try:
+        pid = int(temporary.name.split(".tmp-", 1)[1].split("-", 1)[0])
+    except (IndexError, ValueError):
+        return False  # not one of ours, or from an older version: nobody writes it any more
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(directories=OUTPUT_ROOTS) -> list[Path]:
+    """Remove the temporaries of killed runs in ``directories`` (relative to the working directory); return
+    what was removed. A temporary whose process still runs is left alone."""
+    removed = []
+    for directory in directories:
+        for temporary in Path(directory).glob(".*.tmp-*"):
+            if not _owner_alive(temporary):
+                shutil.rmtree(temporary) if temporary.is_dir() else temporary.unlink(missing_ok=True)
+                removed.append(temporary)
+    return removed
 
 
 @contextlib.contextmanager
@@ -24,10 +63,8 @@ def atomic_dir(target: Path | str) -> Iterator[Path]:
     """Yield an empty temporary directory beside ``target``; on success it replaces ``target``."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Leftovers of a killed run (SIGKILL skips the cleanup below); DVC's repo lock rules out a live one.
-    for stale in target.parent.glob(f".{target.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    remove_stale_temporaries([target.parent])  # SIGKILL skips the cleanup below
+    tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target), dir=target.parent))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp makes it owner-only; the output should get the usual permissions
@@ -45,7 +82,7 @@ def atomic_file(target: Path | str, mode: str = "w", **open_kwargs) -> Iterator[
     """Open a temporary file beside ``target`` for writing; on success it replaces ``target``."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(target), dir=target.parent)
     os.close(fd)
     try:
         with open(tmp, mode, **open_kwargs) as handle:

@@ -1,8 +1,13 @@
 """Atomic outputs: a failed or killed stage never leaves a half-written output that looks complete."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from stages.fsio import atomic_dir, atomic_file
+from stages.fsio import atomic_dir, atomic_file, remove_stale_temporaries
 
 
 def test_atomic_dir_replaces_only_on_success(tmp_path):
@@ -18,13 +23,34 @@ def test_atomic_dir_replaces_only_on_success(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def test_atomic_dir_clears_leftovers_of_a_killed_run(tmp_path):
-    leftover = tmp_path / ".out.tmp-abc123"
+    leftover = tmp_path / f".out.tmp-{dead_pid()}-abc123"
     leftover.mkdir()
     (leftover / "partial.arrow").write_bytes(b"\0" * 10)
     with atomic_dir(tmp_path / "out") as tmp:
         (tmp / "done").write_text("ok")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_sweep_removes_only_temporaries_whose_writer_is_gone(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "metrics").mkdir()
+    dead = [tmp_path / f"data/.pairs.tmp-{dead_pid()}-x1", tmp_path / "data/.vocab.tmp-oldstyle",
+            tmp_path / f"metrics/.eval.json.tmp-{dead_pid()}-y2"]
+    alive = tmp_path / f"data/.model.tmp-{os.getppid()}-z3"  # a live process (pytest's parent) writes it
+    for path in dead[:2] + [alive]:
+        path.mkdir()
+    dead[2].write_text("{")
+    removed = remove_stale_temporaries()
+    assert sorted(removed) == sorted(Path(p.relative_to(tmp_path)) for p in dead)
+    assert alive.exists() and not any(p.exists() for p in dead)
 
 
 def test_atomic_file(tmp_path):

@@ -1,0 +1,96 @@
+"""Kill every stage at a random point, with SIGINT (Ctrl-C) and with SIGKILL, while `dvc repro` runs it: no
+output path may then hold a half-written file, and the next `dvc repro` must finish with outputs identical to an
+uninterrupted run (CPU, deterministic mode)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stages.fsio import remove_stale_temporaries
+from stages.reprocheck import VOLATILE, locked_hashes
+from tests.dvc_project import dvc, dvc_env, git, make_project, ran
+
+pytestmark = pytest.mark.slow
+
+STAGES = ["download", "tokenize", "vocab", "pairs", "train", "evaluate"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    project = make_project(tmp_path_factory.mktemp("interrupt"))
+    dvc(project, "repro")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "uninterrupted run")
+    return project
+
+
+def stage_process_started(session: int, stage: str) -> bool:
+    """Whether the stage's own python (`python -m stages.NAME`) runs in the given session."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            if os.getsid(int(entry.name)) == session and f"stages.{stage}".encode() in cmdline:
+                return True
+        except (OSError, ProcessLookupError):
+            continue
+    return False
+
+
+def interrupt_stage(project: Path, stage: str, signum: int, delay: float) -> int:
+    """Run `dvc repro --force -s STAGE` in its own session; ``delay`` s after the stage's process starts, send
+    ``signum`` to the whole session (as Ctrl-C in a terminal does, or an OOM killer would). Return the exit code."""
+    process = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--force", "-s", stage], cwd=project,
+                               env=dvc_env(), start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not stage_process_started(process.pid, stage) and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(delay)
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
+    return process.wait(timeout=120)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("stage", STAGES)
+def test_killed_stage_is_redone_or_resumed_to_identical_outputs(project, stage, signum, monkeypatch):
+    want = {path: md5 for path, md5 in locked_hashes(project / "dvc.lock").items() if path not in VOLATILE}
+    rng = random.Random(f"{stage}-{signum}")
+    delay = rng.uniform(0.1, 1.5)
+    while (code := interrupt_stage(project, stage, signum, delay)) == 0:  # finished before the signal: sooner
+        assert delay > 0.01, f"{stage} always finished before the signal"
+        delay /= 3
+    assert code != 0
+
+    # Whatever the signal left at an output path is absent or complete, never half-written: DVC finds no
+    # output of the stage modified (only the run record, which holds the clock, may be).
+    status = dvc(project, "status", stage)
+    modified = [line.split()[-1] for line in status.splitlines() if line.strip().startswith("modified:")]
+    assert set(modified) <= set(VOLATILE), status
+
+    rerun = dvc(project, "repro")
+    # The stage is redone, or, if the signal came after its outputs were complete, found unchanged; either way
+    # its outputs equal the uninterrupted run's, so nothing downstream re-runs.
+    assert ran(rerun) in ([stage], []), rerun
+    assert "Data and pipelines are up to date" in dvc(project, "status")
+    got = {path: md5 for path, md5 in locked_hashes(project / "dvc.lock").items() if path not in VOLATILE}
+    assert got == want
+    leftovers = list(project.rglob(".*.tmp-*"))
+    if leftovers:  # only when DVC restored the stage from its run cache, so none of our code ran since the kill
+        assert ran(rerun) == [], leftovers
+        monkeypatch.chdir(project)
+        assert sorted(remove_stale_temporaries()) == sorted(p.relative_to(project) for p in leftovers)
+    assert not (project / "checkpoints/train").exists()
