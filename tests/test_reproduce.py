@@ -50,6 +50,15 @@ def test_fresh_clone_compares_a_param_change_with_the_committed_baseline(baselin
     assert re.search(r"metrics/train\.json\s+loss\s+[\d.]+\s+[\d.]+\s+-?[\d.]+", metrics_diff)
     assert "analogy.3cosadd.accuracy" in metrics_diff
 
+    # The loss curves of HEAD and the workspace on one offline page, with the evaluation pictures.
+    dvc(clone, "plots", "diff", "-o", "plots-page")
+    page = (clone / "plots-page/index.html").read_text()
+    assert "<script src" not in page and "/* vega 5.20.2 */" in page and "/* vega-embed 6.18.2 */" in page
+    spec = json.loads(re.search(r"var spec = (\{.*?\});\n", page, re.S)[1])
+    assert {point["rev"] for point in spec["data"]["values"]} == {"HEAD", "workspace"}
+    assert {"pairs", "loss"} <= set(spec["data"]["values"][0])
+    assert re.search(r'<img src="static/HEAD_plots_embedding_map.png"', page)
+
 
 def test_push_to_a_local_remote_and_pull_in_a_fresh_clone(baseline, tmp_path):
     dvc(baseline, "remote", "add", "-d", "store", str(tmp_path / "remote"))
