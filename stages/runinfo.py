@@ -1,11 +1,13 @@
 """What a run ran on, in two parts.
 
-* :func:`software`: what the vectors' bytes depend on: Python, the versions of the libraries that compute
-  them, and the CPU code target numba compiles for (or the GPU and CUDA version). It goes into the model's
-  ``metadata.json``, a DVC output, so two runs with the same software and params write byte-identical
-  metadata and DVC sees the same model.
-* :func:`host`: the machine and the clock: platform, CPU model, cores, start time, every library version.
-  It goes into ``runs/train.json``, which DVC keeps in git but which nothing downstream depends on.
+* :func:`software`: what the vectors' bytes depend on: Python and the versions of the libraries that compute
+  them (and the CUDA version on a GPU). It goes into the model's ``metadata.json``, a DVC output, so two runs
+  of the same params and software write byte-identical metadata, and DVC sees the same model.
+* :func:`host`: the machine and the clock: start time, platform, CPU model, cores, the CPU code target numba
+  compiled for, the GPU, every library version. It goes into ``runs/train.json``, which DVC keeps in git but
+  which nothing downstream depends on. The code target is there, not in the metadata, because different
+  targets often compute the same bytes (znver3 and haswell do; SSE2-only code does not), and a machine that
+  reproduces the vectors should reproduce the model's hash too.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ def cpu_name() -> str:
 
 
 def cpu_code_target() -> str:
-    """The instruction set numba generates the CPU kernel for (e.g. ``znver3``, ``skylake-avx512``): with
-    fastmath, a wider SIMD unit may sum in another order, so it is part of what the bytes depend on."""
+    """The CPU numba generates the kernel for (e.g. ``znver3``, ``skylake-avx512``): with fastmath, another
+    SIMD width may sum in another order, so this is the first thing to compare when two machines disagree."""
     if os.environ.get("NUMBA_CPU_NAME"):
         return os.environ["NUMBA_CPU_NAME"]
     import llvmlite.binding
@@ -54,22 +56,25 @@ def software(device: str) -> dict:
         "python": sys.version.split()[0],
         "packages": {name: _version(name) for name in RESULT_PACKAGES[device]},
     }
-    if device == "cpu":
-        info["cpu_code_target"] = cpu_code_target()
-    else:
+    if device == "cuda":
         import torch
 
-        info["gpu"] = torch.cuda.get_device_name()
         info["cuda"] = torch.version.cuda
     return info
 
 
-def host() -> dict:
-    return {
+def host(device: str) -> dict:
+    info = {
         "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "platform": platform.platform(),
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
+        "cpu_code_target": cpu_code_target(),
         "python": sys.version.split()[0],
         "packages": {name: _version(name) for name in PACKAGES},
     }
+    if device == "cuda":
+        import torch
+
+        info["gpu"] = torch.cuda.get_device_name()
+    return info

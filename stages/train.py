@@ -313,7 +313,7 @@ def main() -> None:
     log.info("%s pairs in %d epochs on %s (%s), %d-dim vectors for %s words", f"{schedule.total_pairs:,}",
              len(manifest["epochs"]), device, trainer.describe(), params.dim, f"{len(counts):,}")
 
-    run_record = {"host": runinfo.host()}
+    run_record = {"host": runinfo.host(device)}
     started = time.perf_counter()
     progress = train(trainer, chunks, manifest, params, progress,
                      lambda t, p: checkpoint.save(CHECKPOINT_DIR, key, *t.vectors(), vars(p)))

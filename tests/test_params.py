@@ -1,11 +1,12 @@
 """params.yaml validation: every bad value is refused with one line naming the key, the value and the rule."""
 
+import dataclasses
 import subprocess
 import sys
 
 import pytest
 
-from stages.params import DownloadParams, PairsParams, ParamError, TokenizeParams, VocabParams, load_params
+from stages.params import SECTIONS, DownloadParams, PairsParams, ParamError, TokenizeParams, VocabParams, load_params
 from tests.conftest import ROOT
 
 
@@ -51,6 +52,34 @@ def test_bad_value_is_refused_with_a_clear_line(write_params, section, key, valu
     assert text.startswith(str(write_params({}).parent / "params.yaml") + ": ")
     assert message in text
     assert "\n" not in text
+
+
+def every_key():
+    return [(section, f.name, type(f.default), dict(f.metadata)) for section, cls in SECTIONS.items()
+            for f in dataclasses.fields(cls)]
+
+
+def out_of_range(kind: type, rules: dict):
+    """A value of the right type that breaks the key's first rule (None if the key has none)."""
+    if rules["choices"]:
+        return "not-a-choice"
+    for key, step in (("ge", -1), ("gt", 0), ("le", 1), ("lt", 0)):
+        if rules[key] is not None:
+            return kind(rules[key] + step) if kind is int else float(rules[key] + step)
+    if rules["regex"]:
+        return "!"
+    return None
+
+
+@pytest.mark.parametrize("section, key, kind, rules", every_key(), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_key_refuses_a_wrong_type_and_an_out_of_range_value(write_params, section, key, kind, rules):
+    wrong_type = {"x": 1} if kind is not tuple else 7  # a mapping is no scalar; a number is no list of words
+    with pytest.raises(ParamError, match=rf"{section}\.{key} = .* has the wrong type: must be "):
+        load_params(write_params({section: {key: wrong_type}}))
+    bad = out_of_range(kind, rules)
+    if bad is not None:
+        with pytest.raises(ParamError, match=rf"{section}\.{key} = .* is (out of range|not allowed|malformed): "):
+            load_params(write_params({section: {key: bad}}))
 
 
 @pytest.mark.parametrize("overrides, message", [
