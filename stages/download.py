@@ -107,6 +107,9 @@ def copy_as_utf8(source: IO[bytes], out_path: Path, label: str) -> dict:
 
 def copy_local(path: Path, out_path: Path) -> dict:
     """Decompress (if needed) and copy a local corpus file."""
+    if path.is_dir():
+        raise UserError(f"{path}: a directory, not a corpus file; set download.path to a file (.txt, .gz, .bz2, "
+                        f".xz or a one-file .zip)")
     if not path.is_file():
         hint = "" if path.exists() else " (no such file)"
         raise UserError(f"{path}: corpus file not found{hint}; set download.path to an existing file")

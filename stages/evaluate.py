@@ -48,7 +48,12 @@ def benchmark_metrics(emb: Embeddings, benchmark_dir: Path, restrict_vocab: int)
     analogies = evaluate_word_analogies(emb, benchmark_dir / ANALOGIES, restrict_vocab)
     log.info("%s analogy questions answered in %.2f s", f"{analogies['answered']:,}", time.perf_counter() - started)
     metrics["analogy"] = {"questions": analogies["questions"], "answered": analogies["answered"],
-                          "coverage": round(analogies["coverage"], 6), "restrict_vocab": restrict_vocab}
+                          "coverage": round(analogies["coverage"], 6), "restrict_vocab": restrict_vocab,
+                          "malformed_lines": analogies["malformed_lines"]}
+    for name, file in {**WORD_PAIRS, "analogy": ANALOGIES}.items():
+        if metrics[name]["malformed_lines"]:
+            log.warning("%s: %d malformed line(s) skipped (counted in metrics/eval.json as %s.malformed_lines)",
+                        benchmark_dir / file, metrics[name]["malformed_lines"], name)
     for method in ("3cosadd", "3cosmul"):
         metrics["analogy"][method] = {k: round(analogies[method][k], 6)
                                       for k in ("accuracy", "semantic", "syntactic")}
@@ -155,7 +160,10 @@ def main() -> None:
     emb = Embeddings.load(MODEL_DIR)
     try:
         metrics, analogies = benchmark_metrics(emb, BENCHMARK_DIR, params.restrict_vocab)
-    except (BenchmarkError, FileNotFoundError, UnicodeDecodeError) as exc:
+    except FileNotFoundError as exc:
+        raise UserError(f"{exc.filename}: not found; the benchmark files ship with the repository "
+                        f"(restore them with `git checkout -- {BENCHMARK_DIR}`)") from None
+    except (BenchmarkError, UnicodeDecodeError) as exc:
         raise UserError(str(exc)) from None
     found, missing = neighbours(emb, params.probe_words, params.topn)
     if missing:

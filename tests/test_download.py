@@ -65,6 +65,7 @@ def test_invalid_utf8_is_replaced_and_counted(tmp_path):
 
 @pytest.mark.parametrize("name, content, message", [
     ("missing.txt", None, "corpus file not found (no such file)"),
+    ("a-directory", "dir", "a directory, not a corpus file"),
     ("empty.txt", b"", "the corpus is empty (0 bytes)"),
     ("binary.bin", b"\x7fELF\x00\x01\x02text", "contains NUL bytes, so it looks binary"),
     ("truncated.gz", gzip.compress(TEXT.encode() * 1000)[:200], "cannot decompress"),
@@ -72,7 +73,9 @@ def test_invalid_utf8_is_replaced_and_counted(tmp_path):
 ])
 def test_bad_local_files_give_clear_errors(tmp_path, name, content, message):
     source = tmp_path / name
-    if content is not None:
+    if content == "dir":
+        source.mkdir()
+    elif content is not None:
         source.write_bytes(content)
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
         run_download(tmp_path, source="file", path=str(source))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import subprocess
 import sys
 
@@ -168,6 +169,29 @@ def test_stage_writes_metrics_report_and_pictures(trained, tmp_path, monkeypatch
     assert "**king**:" in report and "Not in the vocabulary: zzzz" in report
     for png in ("plots/embedding_map.png", "plots/similarity_heatmap.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stage_counts_malformed_benchmark_lines_and_names_a_missing_file(trained, tmp_path, monkeypatch,
+                                                                         write_params, capsys):
+    model, _, _ = trained
+    write_params({})
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/model").symlink_to(model)
+    shutil.copytree(BENCH, tmp_path / "data/benchmarks")
+    questions = tmp_path / "data/benchmarks/questions-words.txt"
+    lines = questions.read_text().splitlines(keepends=True)
+    questions.write_text("".join(lines[:3] + ["athens greece\n", "one two three four five\n"] + lines[3:]))
+    evaluate_stage.main()
+    metrics = json.loads((tmp_path / "metrics/eval.json").read_text())
+    assert metrics["analogy"]["malformed_lines"] == 2 and metrics["analogy"]["questions"] == 19544
+    assert "questions-words.txt: 2 malformed line(s) skipped" in capsys.readouterr().err
+
+    (tmp_path / "data/benchmarks/simlex999.txt").unlink()
+    with pytest.raises(SystemExit) as stopped:
+        evaluate_stage.main()
+    assert stopped.value.code == 2
+    assert "simlex999.txt: not found; the benchmark files ship with the repository" in capsys.readouterr().err
 
 
 def w2v(*args: str) -> subprocess.CompletedProcess:
