@@ -11,6 +11,7 @@ Two formats, both read in batches so no stage holds a whole corpus:
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -22,6 +23,27 @@ import pyarrow.parquet as pq
 
 from stages.console import UserError
 from stages.fsio import sha256_file
+
+# Which stage writes each directory of files that later stages read: the fix for a damaged one.
+PRODUCERS = {"data/raw": "download", "data/tokens": "tokenize", "data/vocab": "vocab", "data/pairs": "pairs",
+             "data/model": "train"}
+
+
+@contextlib.contextmanager
+def reading(path: Path | str) -> Iterator[None]:
+    """Turn a failure to parse an input file (truncated, overwritten, not Arrow at all) into one line that names
+    the file and the stage that rebuilds it, instead of a traceback from deep inside pyarrow."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError, ValueError, EOFError) as exc:
+        parents = [PRODUCERS["/".join(p.parts[-2:])] for p in Path(path).parents if "/".join(p.parts[-2:]) in PRODUCERS]
+        fix = f"dvc repro --force {parents[0]}" if parents else "dvc repro --force"
+        reason = " ".join(str(exc).split())[:200]
+        raise UserError(f"{path}: cannot be read ({reason}): the file is damaged or truncated; rebuild it with "
+                        f"`{fix}`") from None
+
 
 TOKENS_SCHEMA = pa.schema([pa.field("tokens", pa.list_(pa.string()))])
 IDS_SCHEMA = pa.schema([pa.field("ids", pa.list_(pa.int32()))])
@@ -61,13 +83,15 @@ def write_token_file(path: Path | str, batches: Iterable[pa.ListArray]) -> tuple
 
 def iter_token_batches(path: Path | str) -> Iterator[pa.ListArray]:
     """Yield the token file's rows one row group at a time."""
-    parquet = pq.ParquetFile(path)
-    for group in range(parquet.num_row_groups):
-        yield parquet.read_row_group(group, columns=["tokens"]).column("tokens").combine_chunks()
+    with reading(path):
+        parquet = pq.ParquetFile(path)
+        for group in range(parquet.num_row_groups):
+            yield parquet.read_row_group(group, columns=["tokens"]).column("tokens").combine_chunks()
 
 
 def count_token_batches(path: Path | str) -> int:
-    return pq.ParquetFile(path).num_row_groups
+    with reading(path):
+        return pq.ParquetFile(path).num_row_groups
 
 
 def write_id_file(path: Path | str, batches: Iterable[pa.ListArray]) -> tuple[int, int]:
@@ -87,13 +111,15 @@ def iter_id_batches(path: Path | str) -> Iterator[tuple[np.ndarray, np.ndarray]]
 
     ``ids[offsets[i]:offsets[i+1]]`` is document i of the batch.
     """
-    source = pa.memory_map(str(path), "r")
-    reader = ipc.open_file(source)
-    for index in range(reader.num_record_batches):
-        lists = reader.get_batch(index).column(0)
-        offsets = lists.offsets.to_numpy(zero_copy_only=True)
-        ids = lists.values.to_numpy(zero_copy_only=True)
-        yield offsets - offsets[0], ids[offsets[0]:offsets[-1]]
+    with reading(path):
+        source = pa.memory_map(str(path), "r")
+        reader = ipc.open_file(source)
+        for index in range(reader.num_record_batches):
+            lists = reader.get_batch(index).column(0)
+            lists.validate(full=True)  # offsets and ids inside the file: a damaged file fails here, not in numpy
+            offsets = lists.offsets.to_numpy(zero_copy_only=True)
+            ids = lists.values.to_numpy(zero_copy_only=True)
+            yield offsets - offsets[0], ids[offsets[0]:offsets[-1]]
 
 
 PAIRS_SCHEMA = pa.schema([pa.field("center", pa.int32()), pa.field("context", pa.int32())])
@@ -108,9 +134,16 @@ def write_pair_shard(path: Path | str, center: np.ndarray, context: np.ndarray) 
 
 def read_pair_shard(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
     """(center, context) as int32 numpy views of the memory-mapped shard: no copy, no read until touched."""
-    reader = ipc.open_file(pa.memory_map(str(path), "r"))
-    batch = reader.get_batch(0)
-    return (batch.column(0).to_numpy(zero_copy_only=True), batch.column(1).to_numpy(zero_copy_only=True))
+    with reading(path):
+        reader = ipc.open_file(pa.memory_map(str(path), "r"))
+        batch = reader.get_batch(0)
+        return (batch.column(0).to_numpy(zero_copy_only=True), batch.column(1).to_numpy(zero_copy_only=True))
+
+
+def read_vocab(path: Path | str, columns: list[str]) -> pa.Table:
+    """Columns of the vocabulary table (row = word id)."""
+    with reading(path):
+        return pq.read_table(path, columns=columns)
 
 
 def verify_pair_shards(manifest: dict, pairs_dir: Path) -> None:

@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from stages.arrow_io import reading
+from stages.console import UserError
+
 VECTORS_NPY = "vectors.npy"
 WORDS_TXT = "words.txt"
 VECTORS_TXT = "vectors.txt"
@@ -84,8 +87,14 @@ class Embeddings:
     @classmethod
     def load(cls, directory: Path | str) -> "Embeddings":
         directory = Path(directory)
-        words = (directory / WORDS_TXT).read_text(encoding="utf-8").split("\n")[:-1]
-        return cls(words, np.load(directory / VECTORS_NPY))
+        with reading(directory / WORDS_TXT):
+            words = (directory / WORDS_TXT).read_text(encoding="utf-8").split("\n")[:-1]
+        with reading(directory / VECTORS_NPY):
+            vectors = np.load(directory / VECTORS_NPY)
+        if vectors.ndim != 2 or len(vectors) != len(words):
+            raise UserError(f"{directory}: {VECTORS_NPY} holds {vectors.shape} vectors for {len(words)} words in "
+                            f"{WORDS_TXT}: the model is damaged; rebuild it with `dvc repro --force train`")
+        return cls(words, vectors)
 
     def __len__(self) -> int:
         return len(self.words)

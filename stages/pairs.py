@@ -23,10 +23,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from stages.arrow_io import iter_id_batches, write_pair_shard
+from stages.arrow_io import iter_id_batches, read_vocab, write_pair_shard
 from stages.console import UserError, entry_point
 from stages.frequencies import keep_probabilities
 from stages.fsio import atomic_dir, sha256_file, write_json
@@ -174,7 +173,7 @@ def main() -> None:
     for path in (VOCAB_PATH, IDS_PATH):
         if not path.is_file():
             raise UserError(f"{path}: not found; run the vocab stage first (dvc repro vocab)")
-    counts = pq.read_table(VOCAB_PATH, columns=["count"]).column("count").to_numpy()
+    counts = read_vocab(VOCAB_PATH, ["count"]).column("count").to_numpy()
     with atomic_dir(OUT_DIR) as tmp:
         manifest = build_pairs(IDS_PATH, counts, params, tmp)
         write_json(tmp / "manifest.json", manifest)

@@ -31,11 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from stages import checkpoint, runinfo
-from stages.arrow_io import read_pair_shard, verify_pair_shards
+from stages.arrow_io import read_pair_shard, read_vocab, verify_pair_shards
 from stages.console import UserError, entry_point
 from stages.embeddings import save_model
 from stages.fsio import atomic_dir, atomic_file, sha256_file, write_json
@@ -289,7 +288,7 @@ def main() -> None:
         if not path.is_file():
             raise UserError(f"{path}: not found; run the pairs stage first (dvc repro pairs)")
     manifest = read_manifest(manifest_path)
-    vocab = pq.read_table(VOCAB_PATH, columns=["word", "count"])
+    vocab = read_vocab(VOCAB_PATH, ["word", "count"])
     counts = vocab.column("count").to_numpy()
     check_vocabulary(len(counts), manifest, params.negative)
     verify_pair_shards(manifest, PAIRS_DIR)

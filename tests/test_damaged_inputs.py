@@ -1,0 +1,65 @@
+"""A damaged file between stages (truncated, overwritten) stops the reading stage with one line that names the
+file and the stage that rebuilds it, never with a traceback from inside pyarrow or numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from stages.arrow_io import (
+    iter_id_batches,
+    iter_token_batches,
+    read_pair_shard,
+    read_vocab,
+    write_id_file,
+    write_pair_shard,
+    write_token_file,
+)
+from stages.console import UserError
+from stages.embeddings import Embeddings, save_model
+
+
+def truncate(path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+
+
+def write_inputs(root):
+    (root / "data/tokens").mkdir(parents=True)
+    (root / "data/vocab").mkdir(parents=True)
+    (root / "data/pairs").mkdir(parents=True)
+    (root / "data/model").mkdir(parents=True)
+    tokens = pa.array([["a", "b"], ["c"]] * 1000, type=pa.list_(pa.string()))
+    write_token_file(root / "data/tokens/tokens.parquet", [tokens])
+    write_id_file(root / "data/vocab/corpus_ids.arrow", [pa.array([[0, 1], [2]] * 1000, type=pa.list_(pa.int32()))])
+    pq.write_table(pa.table({"word": ["a", "b", "c"], "count": [3, 2, 1]}), root / "data/vocab/vocab.parquet")
+    write_pair_shard(root / "data/pairs/shard.arrow", np.arange(1000, dtype=np.int32), np.zeros(1000, np.int32))
+    save_model(root / "data/model", ["a", "b", "c"], np.ones((3, 4), np.float32))
+
+
+@pytest.mark.parametrize("path, read, stage", [
+    ("data/tokens/tokens.parquet", lambda p: list(iter_token_batches(p)), "tokenize"),
+    ("data/vocab/corpus_ids.arrow", lambda p: list(iter_id_batches(p)), "vocab"),
+    ("data/vocab/vocab.parquet", lambda p: read_vocab(p, ["count"]), "vocab"),
+    ("data/pairs/shard.arrow", read_pair_shard, "pairs"),
+    ("data/model/vectors.npy", lambda p: Embeddings.load(p.parent), "train"),
+])
+@pytest.mark.parametrize("keep", [0.5, 0.0])
+def test_truncated_input_names_the_file_and_the_stage_to_rerun(tmp_path, monkeypatch, path, read, stage, keep):
+    monkeypatch.chdir(tmp_path)
+    write_inputs(tmp_path)
+    read(tmp_path / path)  # intact: reads
+    truncate(tmp_path / path, keep)
+    with pytest.raises(UserError) as error:
+        read(tmp_path / path)
+    message = str(error.value)
+    assert str(tmp_path / path) in message and f"`dvc repro --force {stage}`" in message and "\n" not in message
+
+
+def test_model_whose_vectors_and_words_disagree_is_refused(tmp_path):
+    save_model(tmp_path, ["a", "b", "c"], np.ones((3, 4), np.float32))
+    (tmp_path / "words.txt").write_text("a\nb\n")
+    with pytest.raises(UserError, match=r"holds \(3, 4\) vectors for 2 words in words.txt: the model is damaged"):
+        Embeddings.load(tmp_path)
