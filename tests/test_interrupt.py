@@ -49,9 +49,12 @@ def stage_process_started(session: int, stage: str) -> bool:
 def interrupt_stage(project: Path, stage: str, signum: int, delay: float) -> int:
     """Run `dvc repro --force -s STAGE` in its own session; ``delay`` s after the stage's process starts, send
     ``signum`` to the whole session (as Ctrl-C in a terminal does, or an OOM killer would). Return the exit code."""
+    # A shell starts background jobs with SIGINT ignored, and children inherit that: restore the default, as a
+    # terminal's foreground job has it, or Ctrl-C would never reach the stage.
     process = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--force", "-s", stage], cwd=project,
                                env=dvc_env(), start_new_session=True, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+                               stderr=subprocess.DEVNULL,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not stage_process_started(process.pid, stage) and process.poll() is None:
         assert time.monotonic() < deadline
