@@ -36,6 +36,15 @@ def make_project(work: Path, **overrides) -> Path:
     return work
 
 
+def built_project(work: Path) -> Path:
+    """``make_project``, then ``dvc repro`` with dvc.lock and the metrics/plot files committed, as on main."""
+    make_project(work)
+    dvc(work, "repro")
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "baseline: dvc repro")
+    return work
+
+
 def git(cwd: Path, *args: str) -> str:
     run = subprocess.run(["git", *args], cwd=cwd, env={**os.environ, **GIT_IDENTITY}, capture_output=True,
                          text=True)

@@ -16,7 +16,7 @@ import pytest
 
 from stages.fsio import remove_stale_temporaries
 from stages.reprocheck import VOLATILE, locked_hashes
-from tests.dvc_project import dvc, dvc_env, git, make_project, ran
+from tests.dvc_project import built_project, dvc, dvc_env, ran
 
 pytestmark = pytest.mark.slow
 
@@ -25,11 +25,7 @@ STAGES = ["download", "tokenize", "vocab", "pairs", "train", "evaluate"]
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    project = make_project(tmp_path_factory.mktemp("interrupt"))
-    dvc(project, "repro")
-    git(project, "add", "-A")
-    git(project, "commit", "-qm", "uninterrupted run")
-    return project
+    return built_project(tmp_path_factory.mktemp("interrupt"))  # the uninterrupted run
 
 
 def stage_process_started(session: int, stage: str) -> bool:

@@ -12,19 +12,14 @@ from pathlib import Path
 import pytest
 
 from stages import reprocheck
-from tests.dvc_project import dvc, git, make_project, ran, set_param
+from tests.dvc_project import built_project, dvc, git, ran, set_param
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory) -> Path:
-    """A project whose pipeline has run, with dvc.lock and the metrics/plot files committed (as on main)."""
-    project = make_project(tmp_path_factory.mktemp("baseline"))
-    dvc(project, "repro")
-    git(project, "add", "-A")
-    git(project, "commit", "-qm", "baseline")
-    return project
+    return built_project(tmp_path_factory.mktemp("baseline"))
 
 
 def md5(path: Path) -> str:
