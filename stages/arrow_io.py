@@ -29,6 +29,15 @@ PRODUCERS = {"data/raw": "download", "data/tokens": "tokenize", "data/vocab": "v
              "data/model": "train"}
 
 
+def rebuild_command(path: Path | str) -> str:
+    """The command that rebuilds a file some stage wrote, e.g. ``dvc repro --force vocab``."""
+    for parent in Path(path).parents:
+        stage = PRODUCERS.get("/".join(parent.parts[-2:]))
+        if stage:
+            return f"dvc repro --force {stage}"
+    return "dvc repro --force"
+
+
 @contextlib.contextmanager
 def reading(path: Path | str) -> Iterator[None]:
     """Turn a failure to parse an input file (truncated, overwritten, not Arrow at all) into one line that names
@@ -38,11 +47,9 @@ def reading(path: Path | str) -> Iterator[None]:
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError, ValueError, EOFError) as exc:
-        parents = [PRODUCERS["/".join(p.parts[-2:])] for p in Path(path).parents if "/".join(p.parts[-2:]) in PRODUCERS]
-        fix = f"dvc repro --force {parents[0]}" if parents else "dvc repro --force"
         reason = " ".join(str(exc).split())[:200]
         raise UserError(f"{path}: cannot be read ({reason}): the file is damaged or truncated; rebuild it with "
-                        f"`{fix}`") from None
+                        f"`{rebuild_command(path)}`") from None
 
 
 TOKENS_SCHEMA = pa.schema([pa.field("tokens", pa.list_(pa.string()))])
@@ -149,10 +156,10 @@ def read_vocab(path: Path | str, columns: list[str]) -> pa.Table:
 def verify_pair_shards(manifest: dict, pairs_dir: Path) -> None:
     """Check every shard the manifest lists against its recorded size and sha256 before training reads it, so
     a truncated or altered shard stops the run with its name instead of a crash (or silent garbage) later."""
+    fix = "rebuild the shards with `dvc repro --force pairs`"
     for epoch in manifest["epochs"]:
         for shard in epoch["shards"]:
             path = Path(pairs_dir) / shard["file"]
-            fix = "rebuild the shards with `dvc repro --force pairs`"
             if not path.is_file():
                 raise UserError(f"{path}: missing, though {Path(pairs_dir) / 'manifest.json'} lists it; {fix}")
             size = path.stat().st_size

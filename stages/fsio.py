@@ -35,14 +35,12 @@ def _owner_alive(temporary: Path) -> bool:
         pid = int(temporary.name.split(".tmp-", 1)[1].split("-", 1)[0])
     except (IndexError, ValueError):
         return False  # not one of ours, or from an older version: nobody writes it any more
-    if pid == os.getpid():
-        return True
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # it exists, under another user
+        pass
     return True
 
 
