@@ -2,13 +2,15 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
+# The exact versions behind the committed results (ranges live in pyproject.toml).
+INSTALL = $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: run test bench repro-check clean-venv
+.PHONY: run test bench repro-check lock clean-venv
 
-# The venv is rebuilt whenever the pinned dependencies change.
-$(BIN)/.installed: pyproject.toml
+# The venv is rebuilt whenever the ranges or the pinned versions change.
+$(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(INSTALL) -e '.[pipeline,test]'
 	touch $@
 
 ## run: set up .venv and run the whole DVC pipeline on the embedded corpus
@@ -18,7 +20,7 @@ run: $(BIN)/.installed
 
 ## test: set up .venv and run the test suite
 test: $(BIN)/.installed
-	$(BIN)/ruff check stages tests bench
+	$(BIN)/ruff check src stages tests bench
 	$(BIN)/python -m pytest -q
 
 ## repro-check: run the pipeline twice from clean copies and compare the hash of every output
@@ -32,6 +34,11 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/pairs_bench.py
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pairs
 	$(BIN)/python bench/train_bench.py
+
+## lock: re-pin constraints.txt to what the venv has now (after changing a range in pyproject.toml)
+lock: $(BIN)/.installed
+	{ sed -n '1,3p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean-venv:
 	rm -rf $(VENV)

@@ -24,15 +24,15 @@ from child import ROOT, run_child
 
 sys.path.insert(0, str(ROOT))
 
-from stages.arrow_io import iter_id_batches, write_id_file  # noqa: E402
-from stages.frequencies import keep_probabilities  # noqa: E402
+from w2v.arrow_io import iter_id_batches, write_id_file  # noqa: E402
+from w2v.frequencies import keep_probabilities  # noqa: E402
 
 OURS = """
 import json, sys, time
 from pathlib import Path
 import pyarrow.parquet as pq
-from stages.params import PairsParams
-from stages.pairs import build_pairs, pair_stats
+from w2v.params import PairsParams
+from w2v.pairs import build_pairs, pair_stats
 counts = pq.read_table("data/vocab/vocab.parquet", columns=["count"]).column("count").to_numpy()
 params = PairsParams(epochs=int(sys.argv[3]), workers=int(sys.argv[4]))
 start = time.perf_counter()

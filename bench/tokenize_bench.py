@@ -24,8 +24,8 @@ SAMPLE = ROOT / "data/sample/text8-head.txt.gz"
 OURS = """
 import json, sys, time
 from pathlib import Path
-from stages.params import TokenizeParams
-from stages.tokenize import tokenize_file
+from w2v.params import TokenizeParams
+from w2v.tokenize import tokenize_file
 start = time.perf_counter()
 stats = tokenize_file(Path(sys.argv[1]), Path(sys.argv[2]), TokenizeParams(workers=int(sys.argv[3])))
 print(json.dumps({"seconds": time.perf_counter() - start, **stats}))
@@ -34,8 +34,8 @@ print(json.dumps({"seconds": time.perf_counter() - start, **stats}))
 VOCAB = """
 import json, sys, time
 from pathlib import Path
-from stages.arrow_io import write_id_file
-from stages.vocab import build_vocab, count_words, encode_batches
+from w2v.arrow_io import write_id_file
+from w2v.vocab import build_vocab, count_words, encode_batches
 start = time.perf_counter()
 vocab = build_vocab(count_words(Path(sys.argv[1])), 5, 0)
 rows, ids = write_id_file(Path(sys.argv[2]), encode_batches(Path(sys.argv[1]), vocab.column("word").combine_chunks()))
@@ -44,7 +44,7 @@ print(json.dumps({"seconds": time.perf_counter() - start, "vocab_size": vocab.nu
 
 REFERENCE = """
 import json, re, sys, time
-from stages.tokenize import read_blocks
+from w2v.tokenize import read_blocks
 start = time.perf_counter()
 pattern = re.compile(r"[^\\W\\d_]+")
 tokens = sum(len(pattern.findall(block.decode().lower())) for block, _ in read_blocks(sys.argv[1]))

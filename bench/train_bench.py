@@ -80,8 +80,8 @@ def run_ours(threads: int, mode: str, device: str, words: int) -> dict:
         vectors = KeyedVectors.load_word2vec_format(str(scratch / "data/model/vectors.bin"), binary=True)
     # The pairs stage's time for these epochs, measured in-process on the same shards' inputs.
     sys.path.insert(0, str(ROOT))
-    from stages.pairs import build_pairs
-    from stages.params import PairsParams
+    from w2v.pairs import build_pairs
+    from w2v.params import PairsParams
 
     counts = pq.read_table(ROOT / "data/vocab/vocab.parquet", columns=["count"]).column("count").to_numpy()
     with tempfile.TemporaryDirectory() as out:

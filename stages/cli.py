@@ -1,34 +1,38 @@
-"""``w2v``: the user-facing command line.
+"""``w2v``: the user-facing command line, on top of the library (:mod:`w2v`) and the pipeline (:mod:`stages`).
 
 The stages themselves run through DVC (``dvc repro``, or ``python -m stages.NAME``); this command gathers what a
-user asks of the pipeline directly.
+user asks of the pipeline directly. The query commands need numpy alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import sys
 from pathlib import Path
 
-from stages.console import UserError, entry_point
-from stages.params import PARAMS_FILE, SECTIONS, describe, load_params
+from stages import pipeline
+from w2v.errors import W2VError
 
-DEFAULT_MODEL = Path("data/model")
+log = logging.getLogger("w2v.cli")
 
 
 def params_table(markdown: bool) -> str:
     """Every key with its current value, what it accepts and what it does."""
+    from w2v.params import PARAMS_FILE, SECTIONS, describe, load_params
+
     current = load_params(PARAMS_FILE)
     lines = ["| key | value | allowed | meaning |", "|---|---|---|---|"] if markdown else []
     for section, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
             value = getattr(current[section], f.name)
             allowed = describe(dict(f.metadata), type(f.default))
+            meaning = f.metadata["help"] + ("; speed only, so not a DVC dependency" if f.metadata["speed_only"] else "")
             if markdown:
-                lines.append(f"| `{section}.{f.name}` | `{value!r}` | {allowed} | {f.metadata['help']} |")
+                lines.append(f"| `{section}.{f.name}` | `{value!r}` | {allowed} | {meaning} |")
             else:
-                lines.append(f"{section}.{f.name} = {value!r}\n    {f.metadata['help']} ({allowed})")
+                lines.append(f"{section}.{f.name} = {value!r}\n    {meaning} ({allowed})")
     return "\n".join(lines)
 
 
@@ -47,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "workspace (data/model, written by `dvc repro`) unless --model is given.")
         for word, meaning in words:
             command.add_argument(word, help=meaning)
-        command.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+        command.add_argument("--model", type=Path, default=pipeline.MODEL,
                              help="model directory (vectors.npy + words.txt; default: %(default)s)")
         return command
 
@@ -71,16 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_embeddings(model: Path):
-    from stages.embeddings import VECTORS_NPY, WORDS_TXT, Embeddings
+    from w2v.embeddings import VECTORS_NPY, WORDS_TXT, Embeddings
 
     missing = [name for name in (VECTORS_NPY, WORDS_TXT) if not (model / name).is_file()]
     if missing:
-        raise UserError(f"{model / missing[0]}: not found; train a model first (dvc repro train) or pass --model DIR")
+        raise W2VError(f"{model / missing[0]}: not found; train a model first (dvc repro train) or pass --model DIR")
     return Embeddings.load(model)
 
 
 def run_query(args: argparse.Namespace) -> str:
-    from stages.embeddings import UnknownWord
+    from w2v.embeddings import UnknownWord
 
     emb = load_embeddings(args.model)
     try:
@@ -91,13 +95,11 @@ def run_query(args: argparse.Namespace) -> str:
         else:
             return f"{emb.similarity(args.a, args.b):.4f}"
     except UnknownWord as exc:
-        raise UserError(str(exc)) from None
+        raise W2VError(str(exc)) from None
     return "\n".join(f"{word:20} {score:.4f}" for word, score in results)
 
 
-@entry_point
-def main() -> None:
-    args = build_parser().parse_args()
+def run(args: argparse.Namespace) -> None:
     if args.command == "params":
         sys.stdout.write(params_table(args.markdown) + "\n")
     elif args.command == "repro-check":
@@ -107,6 +109,13 @@ def main() -> None:
             sys.exit(1)
     else:
         sys.stdout.write(run_query(args) + "\n")
+
+
+def main() -> None:
+    """The console script. Unlike a stage, it touches no output folder: it runs from any directory."""
+    args = build_parser().parse_args()
+    pipeline.setup_logging()
+    pipeline.one_line_errors(log, lambda: run(args))
 
 
 if __name__ == "__main__":

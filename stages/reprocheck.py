@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from stages.console import UserError
+from w2v.errors import W2VError
 
 log = logging.getLogger("w2v.repro-check")
 
@@ -38,7 +38,7 @@ def tracked_files(root: Path) -> list[str]:
     try:
         listing = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        raise UserError(f"{root}: not a git repository; repro-check copies the git-tracked files of the "
+        raise W2VError(f"{root}: not a git repository; repro-check copies the git-tracked files of the "
                         f"project") from None
     return [name for name in listing.decode().split("\0") if name and (root / name).is_file()]
 
@@ -49,7 +49,7 @@ def set_params(params_path: Path, overrides: list[str]) -> None:
     for override in overrides:
         match = re.fullmatch(r"(\w+)\.(\w+)=(.*)", override)
         if not match or not isinstance(params.get(match[1]), dict):
-            raise UserError(f"--set {override!r}: expected SECTION.KEY=VALUE with a section of params.yaml, "
+            raise W2VError(f"--set {override!r}: expected SECTION.KEY=VALUE with a section of params.yaml, "
                             f"e.g. pairs.epochs=1")
         params[match[1]][match[2]] = yaml.safe_load(match[3])
     params_path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
@@ -80,7 +80,7 @@ def run_pipeline(workdir: Path) -> None:
         if line.startswith("Running stage"):
             log.info("  %s", line.strip())
     if process.wait() != 0:
-        raise UserError(f"dvc repro failed in {workdir} (exit {process.returncode}):\n{''.join(tail)}")
+        raise W2VError(f"dvc repro failed in {workdir} (exit {process.returncode}):\n{''.join(tail)}")
 
 
 def locked_hashes(lock_path: Path) -> dict[str, str]:
@@ -129,7 +129,7 @@ def format_table(rows: list[list[str]]) -> str:
 def repro_check(root: Path, overrides: list[str], keep: bool) -> int:
     """Run the check; print the table; return the number of outputs that differ between the two runs."""
     if not (root / "dvc.yaml").is_file():
-        raise UserError(f"{root}: no dvc.yaml here; run repro-check from the project's root")
+        raise W2VError(f"{root}: no dvc.yaml here; run repro-check from the project's root")
     workdir = Path(tempfile.mkdtemp(prefix="w2v-repro-check-"))
     try:
         runs = [workdir / "run-1", workdir / "run-2"]

@@ -13,7 +13,7 @@ import yaml
 
 from tests.conftest import ROOT
 
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "data/sample", "data/benchmarks", "data/.gitignore",
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "src", "data/sample", "data/benchmarks", "data/.gitignore",
                  ".dvc/config", ".dvc/.gitignore", ".dvc/plots", ".dvcignore", ".gitignore"]
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
                 "GIT_COMMITTER_EMAIL": "t@t"}
@@ -26,7 +26,7 @@ def make_project(work: Path, **overrides) -> Path:
         source, target = ROOT / name, work / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy2(source, target)
     set_params(work, {"pairs.epochs": 1, "train.dim": 16, **overrides})

@@ -1,5 +1,6 @@
 """A damaged file between stages (truncated, overwritten) stops the reading stage with one line that names the
-file and the stage that rebuilds it, never with a traceback from inside pyarrow or numpy."""
+file and the stage that rebuilds it, never with a traceback from inside pyarrow or numpy. The library names the
+file (DamagedFileError); the stage adds how to rebuild it."""
 
 from __future__ import annotations
 
@@ -8,17 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stages.arrow_io import (
-    iter_id_batches,
-    iter_token_batches,
-    read_pair_shard,
-    read_vocab,
-    write_id_file,
-    write_pair_shard,
-    write_token_file,
-)
-from stages.console import UserError
-from stages.embeddings import Embeddings, save_model
+from stages.pipeline import rebuild_hint
+from w2v.arrow_io import iter_id_batches, iter_token_batches, read_vocab, write_id_file, write_token_file
+from w2v.embeddings import Embeddings, save_model
+from w2v.errors import DamagedFileError
+from w2v.shards import read_pair_shard, write_pair_shard
 
 
 def truncate(path, keep: float = 0.5) -> None:
@@ -52,14 +47,15 @@ def test_truncated_input_names_the_file_and_the_stage_to_rerun(tmp_path, monkeyp
     write_inputs(tmp_path)
     read(tmp_path / path)  # intact: reads
     truncate(tmp_path / path, keep)
-    with pytest.raises(UserError) as error:
+    with pytest.raises(DamagedFileError) as error:
         read(tmp_path / path)
-    message = str(error.value)
+    message = f"{error.value}; {rebuild_hint(error.value.path)}"
     assert str(tmp_path / path) in message and f"`dvc repro --force {stage}`" in message and "\n" not in message
+    assert "dvc" not in str(error.value)  # the library knows nothing of DVC
 
 
 def test_model_whose_vectors_and_words_disagree_is_refused(tmp_path):
     save_model(tmp_path, ["a", "b", "c"], np.ones((3, 4), np.float32))
     (tmp_path / "words.txt").write_text("a\nb\n")
-    with pytest.raises(UserError, match=r"holds \(3, 4\) vectors for 2 words in words.txt: the model is damaged"):
+    with pytest.raises(DamagedFileError, match=r"holds \(3, 4\) vectors for 2 words in words.txt: the model is"):
         Embeddings.load(tmp_path)

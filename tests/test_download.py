@@ -15,15 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from stages.console import UserError
-from stages.download import SAMPLE_PATH, download
-from stages.params import DownloadParams
+from stages import pipeline
+from w2v.corpus import fetch_corpus
+from w2v.errors import W2VError
+from w2v.params import DownloadParams
 
 TEXT = "the quick brown fox\njumps over the lazy dog\n"
 
 
 def run_download(out_dir: Path, **params) -> tuple[dict, str]:
-    manifest = download(DownloadParams(**params), out_dir)
+    manifest = fetch_corpus(DownloadParams(**params), out_dir / "corpus.txt", sample=pipeline.SAMPLE)
     return manifest, (out_dir / "corpus.txt").read_text(encoding="utf-8")
 
 
@@ -34,7 +35,7 @@ def test_sample_is_the_embedded_text8_slice(tmp_path):
     assert manifest["source_sha256"] == "ea2515709fb493fb863f5ffc2ba4c293cba561ef30afe4df5700f892d869095a"
     assert manifest["sha256"] == hashlib.sha256(text.encode()).hexdigest()
     assert len(text.split()) == 1_171_945
-    assert SAMPLE_PATH.is_file()
+    assert pipeline.SAMPLE.is_file()
 
 
 @pytest.mark.parametrize("suffix, compress", [
@@ -77,7 +78,7 @@ def test_bad_local_files_give_clear_errors(tmp_path, name, content, message):
         source.mkdir()
     elif content is not None:
         source.write_bytes(content)
-    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
+    with pytest.raises(W2VError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
         run_download(tmp_path, source="file", path=str(source))
     assert str(source) in str(error.value)
 
@@ -87,7 +88,7 @@ def test_zip_with_several_members_is_refused(tmp_path):
     with zipfile.ZipFile(source, "w") as archive:
         archive.writestr("a.txt", "a")
         archive.writestr("b.txt", "b")
-    with pytest.raises(UserError, match=r"exactly one file, found 2 \(a.txt, b.txt\)"):
+    with pytest.raises(W2VError, match=r"exactly one file, found 2 \(a.txt, b.txt\)"):
         run_download(tmp_path, source="file", path=str(source))
 
 
@@ -142,28 +143,28 @@ def test_url_download_verified_and_decompressed(tmp_path, server):
 
 
 def test_url_sha256_mismatch(tmp_path, server):
-    with pytest.raises(UserError, match=f"sha256 mismatch: expected {'0' * 64}, got "
+    with pytest.raises(W2VError, match=f"sha256 mismatch: expected {'0' * 64}, got "
                                         f"{hashlib.sha256(PAYLOAD).hexdigest()}"):
         run_download(tmp_path, source="url", url=f"{server}/corpus.txt.gz", sha256="0" * 64)
 
 
 def test_url_without_sha256_prints_the_value_to_pin(tmp_path, server):
-    with pytest.raises(UserError, match=f"set download.sha256: {hashlib.sha256(PAYLOAD).hexdigest()}"):
+    with pytest.raises(W2VError, match=f"set download.sha256: {hashlib.sha256(PAYLOAD).hexdigest()}"):
         run_download(tmp_path, source="url", url=f"{server}/corpus.txt.gz")
 
 
 def test_url_http_404(tmp_path, server):
-    with pytest.raises(UserError, match="HTTP 404"):
+    with pytest.raises(W2VError, match="HTTP 404"):
         run_download(tmp_path, source="url", url=f"{server}/missing.txt", sha256="0" * 64)
 
 
 def test_url_timeout(tmp_path, server):
-    with pytest.raises(UserError, match=r"no data for 0.3 s \(download.timeout\)"):
+    with pytest.raises(W2VError, match=r"no data for 0.3 s \(download.timeout\)"):
         run_download(tmp_path, source="url", url=f"{server}/slow.txt", sha256="0" * 64, timeout=0.3)
 
 
 def test_url_closed_mid_transfer(tmp_path, server):
-    with pytest.raises(UserError, match="transfer broke|closed the connection"):
+    with pytest.raises(W2VError, match="transfer broke|closed the connection"):
         run_download(tmp_path, source="url", url=f"{server}/cut.txt", sha256="0" * 64)
 
 
@@ -171,20 +172,19 @@ def test_url_connection_refused(tmp_path):
     with socket.socket() as probe:  # a port that nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(UserError, match="cannot connect"):
+    with pytest.raises(W2VError, match="cannot connect"):
         run_download(tmp_path, source="url", url=f"http://127.0.0.1:{port}/x.txt", sha256="0" * 64)
 
 
-def test_failed_download_leaves_no_output(tmp_path, server, monkeypatch):
+def test_failed_download_leaves_no_output(tmp_path, server, monkeypatch, write_params):
     """The stage's atomic output directory: a failure leaves the previous output untouched."""
     import stages.download as stage
 
+    write_params({"download": {"source": "url", "url": f"{server}/cut.txt", "sha256": "0" * 64}})
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "data" / "raw"
     out.mkdir(parents=True)
     (out / "corpus.txt").write_text("previous complete output")
-    monkeypatch.setattr(stage, "OUT_DIR", out)
-    monkeypatch.setattr(stage, "load_params", lambda: {"download": DownloadParams(
-        source="url", url=f"{server}/cut.txt", sha256="0" * 64)})
     with pytest.raises(SystemExit) as exit_code:
         stage.main()
     assert exit_code.value.code == 2
@@ -208,9 +208,9 @@ def test_hf_dataset_saved_to_disk(tmp_path):
     manifest, text = run_download(out, source="hf", hf_dataset=str(saved), hf_split="train")
     assert text == "first doc with two lines\n\nthird doc\n"
     assert manifest["source"] == "hf"
-    with pytest.raises(UserError, match="no split 'validation'; it has train, test"):
+    with pytest.raises(W2VError, match="no split 'validation'; it has train, test"):
         run_download(out, source="hf", hf_dataset=str(saved), hf_split="validation")
-    with pytest.raises(UserError, match="no column 'body'.*columns are text, id"):
+    with pytest.raises(W2VError, match="no column 'body'.*columns are text, id"):
         run_download(out, source="hf", hf_dataset=str(saved), hf_text_column="body")
 
 
@@ -222,5 +222,5 @@ def test_hf_unreachable_hub_is_a_clear_error(tmp_path, monkeypatch):
     # environment at import, so set their loaded constants.
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    with pytest.raises(UserError, match="Hugging Face dataset 'someone/no-such-dataset'.*cannot load.*reachable"):
+    with pytest.raises(W2VError, match="Hugging Face dataset 'someone/no-such-dataset'.*cannot load.*reachable"):
         run_download(tmp_path, source="hf", hf_dataset="someone/no-such-dataset")

@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 
 from stages import evaluate as evaluate_stage
-from stages.benchmarks import BenchmarkError, evaluate_word_analogies, evaluate_word_pairs
-from stages.embeddings import Embeddings, UnknownWord, save_model
-from stages.pairs import shuffle_pairs, window_pairs
-from stages.sgns import CpuTrainer, Schedule, alias_table, init_vectors, noise_distribution
 from tests.conftest import ROOT
+from w2v.cpu_trainer import CpuTrainer
+from w2v.embeddings import Embeddings, UnknownWord, save_model
+from w2v.evaluation import BenchmarkError, evaluate_word_analogies, evaluate_word_pairs
+from w2v.frequencies import noise_distribution
+from w2v.pairs import shuffle_pairs, window_pairs
+from w2v.sgns import Schedule, alias_table, init_vectors
 
 BENCH = ROOT / "data/benchmarks"
 gensim_models = pytest.importorskip("gensim.models")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.fsio import atomic_dir, atomic_file, remove_stale_temporaries
+from w2v.fsio import atomic_dir, atomic_file, remove_stale_temporaries
 
 
 def test_atomic_dir_replaces_only_on_success(tmp_path):
@@ -48,9 +48,28 @@ def test_sweep_removes_only_temporaries_whose_writer_is_gone(tmp_path, monkeypat
     for path in dead[:2] + [alive]:
         path.mkdir()
     dead[2].write_text("{")
-    removed = remove_stale_temporaries()
+    removed = remove_stale_temporaries([Path("data/pairs"), Path("data/vocab"), Path("data/model"),
+                                        Path("metrics/eval.json")])
     assert sorted(removed) == sorted(Path(p.relative_to(tmp_path)) for p in dead)
     assert alive.exists() and not any(p.exists() for p in dead)
+
+
+def test_a_stage_sweeps_only_its_own_outputs_and_the_cli_none(tmp_path, monkeypatch, write_params, capsys):
+    from stages import vocab
+
+    write_params({})
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    own, other = tmp_path / f"data/.vocab.tmp-{dead_pid()}-a", tmp_path / f"data/.pairs.tmp-{dead_pid()}-b"
+    own.mkdir()
+    other.mkdir()
+    query = subprocess.run([sys.executable, "-m", "stages.cli", "similar", "x", "--model", "nowhere"],
+                           cwd=tmp_path, capture_output=True, text=True)
+    assert query.returncode == 2 and own.exists() and other.exists()  # a query touches no pipeline folder
+    with pytest.raises(SystemExit):
+        vocab.main()  # no tokens yet: it stops, after its sweep
+    assert not own.exists() and other.exists()
+    assert f"removed data/{own.name}, left by a killed run" in capsys.readouterr().err
 
 
 def test_atomic_file(tmp_path):

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from stages.fsio import remove_stale_temporaries
+from stages import pipeline
 from stages.reprocheck import VOLATILE, locked_hashes
 from tests.dvc_project import built_project, dvc, dvc_env, ran
+from w2v.fsio import remove_stale_temporaries
 
 pytestmark = pytest.mark.slow
 
@@ -91,5 +92,6 @@ def test_killed_stage_is_redone_or_resumed_to_identical_outputs(project, stage, 
     if leftovers:  # only when DVC restored the stage from its run cache, so none of our code ran since the kill
         assert ran(rerun) == [], leftovers
         monkeypatch.chdir(project)
-        assert sorted(remove_stale_temporaries()) == sorted(p.relative_to(project) for p in leftovers)
+        every_output = [path for outputs in pipeline.OUTPUTS.values() for path in outputs]
+        assert sorted(remove_stale_temporaries(every_output)) == sorted(p.relative_to(project) for p in leftovers)
     assert not (project / "checkpoints/train").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -10,10 +9,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from stages.arrow_io import read_pair_shard, write_id_file
-from stages.frequencies import keep_probabilities
-from stages.pairs import build_pairs, epoch_rng, shuffle_pairs, subsample, window_pairs
-from stages.params import PairsParams
+from w2v.arrow_io import write_id_file
+from w2v.frequencies import keep_probabilities
+from w2v.pairs import build_pairs, epoch_rng, shuffle_pairs, subsample, window_pairs
+from w2v.params import PairsParams
+from w2v.shards import PairManifest, read_pair_shard
 
 
 def write_ids(path: Path, documents: list[np.ndarray], per_batch: int = 3) -> Path:
@@ -24,9 +24,9 @@ def write_ids(path: Path, documents: list[np.ndarray], per_batch: int = 3) -> Pa
     return path
 
 
-def all_pairs(out: Path, manifest: dict, epoch: int) -> np.ndarray:
-    shards = manifest["epochs"][epoch]["shards"]
-    return np.concatenate([np.stack(read_pair_shard(out / s["file"]), axis=1) for s in shards])
+def all_pairs(out: Path, manifest: PairManifest, epoch: int) -> np.ndarray:
+    shards = manifest.epochs[epoch].shards
+    return np.concatenate([np.stack(read_pair_shard(out / s.file), axis=1) for s in shards])
 
 
 @pytest.fixture
@@ -61,9 +61,9 @@ def test_same_seed_same_bytes_and_workers_do_not_matter(tmp_path, corpus):
     one, first = build(tmp_path, ids, counts, "a", epochs=3, shard_size=500, seed=7)
     two, second = build(tmp_path, ids, counts, "b", epochs=3, shard_size=500, seed=7, workers=3)
     assert first == second
-    for epoch in first["epochs"]:
-        for shard in epoch["shards"]:
-            assert (one / shard["file"]).read_bytes() == (two / shard["file"]).read_bytes()
+    for epoch in first.epochs:
+        for shard in epoch.shards:
+            assert (one / shard.file).read_bytes() == (two / shard.file).read_bytes()
     assert (one / "keep_prob.npy").read_bytes() == (two / "keep_prob.npy").read_bytes()
 
 
@@ -80,13 +80,15 @@ def test_other_seed_or_epoch_gives_other_pairs(tmp_path, corpus):
 def test_shards_have_exactly_shard_size_pairs_and_a_checked_manifest(tmp_path, corpus):
     ids, counts = corpus
     out, manifest = build(tmp_path, ids, counts, "a", epochs=2, shard_size=700)
-    for epoch in manifest["epochs"]:
-        sizes = sorted((s["pairs"] for s in epoch["shards"]), reverse=True)
+    for epoch in manifest.epochs:
+        sizes = sorted((s.pairs for s in epoch.shards), reverse=True)
         assert sizes[:-1] == [700] * (len(sizes) - 1) and 0 < sizes[-1] <= 700
-        assert sum(sizes) == epoch["pairs"] == len(all_pairs(out, manifest, epoch["epoch"]))
-        assert epoch["words"] == counts.sum()
-    assert json.loads(json.dumps(manifest)) == manifest  # JSON-ready
-    center, context = read_pair_shard(out / manifest["epochs"][0]["shards"][0]["file"])
+        assert sum(sizes) == epoch.pairs == len(all_pairs(out, manifest, epoch.epoch))
+        assert epoch.words == counts.sum()
+    manifest.write(out)
+    assert PairManifest.read(out) == manifest  # written and read back whole
+    manifest.verify(out)
+    center, context = read_pair_shard(out / manifest.epochs[0].shards[0].file)
     assert center.dtype == np.int32 and not center.flags.owndata  # memory-mapped, zero copy
 
 
@@ -140,4 +142,4 @@ def test_shuffle_is_a_permutation_that_mixes():
 def test_tiny_corpora_still_give_a_manifest(tmp_path):
     ids = write_ids(tmp_path / "ids.arrow", [np.array([0], dtype=np.int32)])
     out, manifest = build(tmp_path, ids, np.array([1]), "a", epochs=1)
-    assert manifest["epochs"][0]["pairs"] == 0 and len(manifest["epochs"][0]["shards"]) == 1
+    assert manifest.epochs[0].pairs == 0 and len(manifest.epochs[0].shards) == 1

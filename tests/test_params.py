@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from stages.params import SECTIONS, DownloadParams, PairsParams, ParamError, TokenizeParams, VocabParams, load_params
 from tests.conftest import ROOT
+from w2v.params import SECTIONS, DownloadParams, PairsParams, ParamError, TokenizeParams, VocabParams, load_params
 
 
 def test_repository_params_are_valid_and_complete():
@@ -125,3 +125,9 @@ def test_w2v_params_lists_every_key():
     assert run.returncode == 0, run.stderr
     assert "| `vocab.min_count` | `5` | an integer >= 1 |" in run.stdout
     assert "`download.sha256`" in run.stdout
+
+
+def test_readme_lists_every_key_as_w2v_params_does():
+    from stages.cli import params_table
+
+    assert params_table(markdown=True) in (ROOT / "README.md").read_text()

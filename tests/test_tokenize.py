@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from stages.arrow_io import iter_token_batches
-from stages.console import UserError
-from stages.params import TokenizeParams
-from stages.tokenize import TokenRules, tokenize_block, tokenize_file
 from tests.conftest import ROOT
+from w2v.arrow_io import iter_token_batches
+from w2v.errors import W2VError
+from w2v.params import TokenizeParams
+from w2v.tokenize import TokenRules, tokenize_block, tokenize_file
 
 
 def tokens(text: str, **rules) -> list[list[str]]:
@@ -79,15 +79,25 @@ def test_output_does_not_depend_on_block_size_or_workers(tmp_path, block_bytes):
 
 
 def test_no_tokens_is_a_clear_error(tmp_path):
-    with pytest.raises(UserError, match="no tokens: nothing in the corpus matches tokenize.token_pattern"):
+    with pytest.raises(W2VError, match="no tokens: nothing in the corpus matches tokenize.token_pattern"):
         rows_of(tmp_path, "123 456 !!! ... 789\n   \n")
-    with pytest.raises(UserError, match="corpus.txt: no tokens"):
+    with pytest.raises(W2VError, match="corpus.txt: no tokens"):
         rows_of(tmp_path, "   \n\t\n")
 
 
-def test_missing_input_names_the_stage_to_run(tmp_path):
-    with pytest.raises(UserError, match="run the download stage first"):
-        tokenize_file(tmp_path / "nope.txt", tmp_path / "t.parquet", TokenizeParams())
+@pytest.mark.parametrize("stage, missing, producer", [
+    ("tokenize", "data/raw/corpus.txt", "download"), ("vocab", "data/tokens/tokens.parquet", "tokenize"),
+    ("pairs", "data/vocab/vocab.parquet", "vocab"), ("train", "data/pairs/manifest.json", "pairs"),
+    ("evaluate", "data/model/vectors.npy", "train")])
+def test_missing_input_names_the_stage_to_run(tmp_path, monkeypatch, write_params, capsys, stage, missing, producer):
+    import importlib
+
+    write_params({})
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        importlib.import_module(f"stages.{stage}").main()
+    assert stopped.value.code == 2
+    assert f"{missing}: not found; run the {producer} stage first (dvc repro {producer})" in capsys.readouterr().err
 
 
 def test_100mb_single_line_in_bounded_memory(tmp_path):
@@ -103,8 +113,8 @@ def test_100mb_single_line_in_bounded_memory(tmp_path):
     script = textwrap.dedent(f"""
         import resource, json
         from pathlib import Path
-        from stages.params import TokenizeParams
-        from stages.tokenize import tokenize_file
+        from w2v.params import TokenizeParams
+        from w2v.tokenize import tokenize_file
         stats = tokenize_file(Path({str(corpus)!r}), Path({str(tmp_path / 't.parquet')!r}),
                               TokenizeParams(workers=2, token_pattern="[a-z]+"))
         print(json.dumps(stats))

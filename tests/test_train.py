@@ -14,11 +14,14 @@ import pytest
 import torch
 
 from stages import train as train_stage
-from stages.console import UserError
-from stages.embeddings import save_model
-from stages.params import ParamError, TrainParams
-from stages.sgns import CpuTrainer, Schedule, alias_table, init_vectors, noise_distribution
-from stages.sgns_torch import TorchTrainer
+from w2v import training
+from w2v.cpu_trainer import CpuTrainer
+from w2v.embeddings import save_model
+from w2v.errors import W2VError
+from w2v.frequencies import noise_distribution
+from w2v.params import ParamError, TrainParams
+from w2v.sgns import Schedule, alias_table, init_vectors
+from w2v.torch_trainer import TorchTrainer
 
 SEEDS = np.array([11, 22, 33, 44], dtype=np.uint64)
 
@@ -146,15 +149,14 @@ def test_one_lane_hogwild_is_sequential_sgd():
 
 def make_inputs(root, epochs: int = 2, vocab: int = 60, pairs_per_epoch: int = 50_000, shard: int = 30_000):
     """data/vocab/vocab.parquet and data/pairs (manifest + shards) as the earlier stages write them."""
-    from stages.arrow_io import write_pair_shard
-    from stages.fsio import sha256_file
+    from w2v.shards import EpochInfo, PairManifest, ShardInfo, write_pair_shard
 
     rng = np.random.default_rng(0)
     (root / "data/vocab").mkdir(parents=True)
     counts = np.sort(rng.integers(5, 500, vocab))[::-1]
     pq.write_table(pa.table({"word": [f"w{i}" for i in range(vocab)], "count": counts,
                              "frequency": counts / counts.sum()}), root / "data/vocab/vocab.parquet")
-    manifest = {"params": {"seed": 1}, "vocab_size": vocab, "epochs": []}
+    pairs_dir, epoch_infos = root / "data/pairs", []
     for epoch in range(epochs):
         center, context = planted_pairs(rng, pairs_per_epoch, vocab // 2)
         shards = []
@@ -162,12 +164,10 @@ def make_inputs(root, epochs: int = 2, vocab: int = 60, pairs_per_epoch: int = 5
             name = f"epoch-{epoch:02d}/shard-{i:03d}.arrow"
             (root / "data/pairs" / name).parent.mkdir(parents=True, exist_ok=True)
             write_pair_shard(root / "data/pairs" / name, center[start:start + shard], context[start:start + shard])
-            shards.append({"file": name, "pairs": len(center[start:start + shard]),
-                           "bytes": (root / "data/pairs" / name).stat().st_size,
-                           "sha256": sha256_file(root / "data/pairs" / name)})
-        manifest["epochs"].append({"epoch": epoch, "words": pairs_per_epoch // 4, "pairs": pairs_per_epoch,
-                                   "shards": shards})
-    (root / "data/pairs/manifest.json").write_text(json.dumps(manifest))
+            shards.append(ShardInfo.of(pairs_dir, pairs_dir / name, len(center[start:start + shard])))
+        epoch_infos.append(EpochInfo(epoch, {"entropy": 1, "spawn_key": [epoch]}, pairs_per_epoch // 4,
+                                     pairs_per_epoch // 5, pairs_per_epoch, tuple(shards)))
+    PairManifest({"seed": 1}, vocab, "int32", ("center", "context"), tuple(epoch_infos)).write(pairs_dir)
 
 
 @pytest.fixture
@@ -310,9 +310,9 @@ def test_diverging_training_stops_with_a_clear_message(tmp_path):
     trainer = CpuTrainer(syn0, syn0.copy(), accept, alias, 5, Schedule(1e30, 1e30, 10), 1, True)
     loss = trainer.train_chunk(np.zeros(10, np.int32), np.ones(10, np.int32), 0, SEEDS[:1])
     assert not np.isfinite(loss)
-    chunk = train_stage.Chunk(0, 0, tmp_path, 0, 10, 0)
-    with pytest.raises(UserError, match=r"diverged.*lower train.alpha \(now 0.025"):
-        train_stage.check_finite(loss, chunk, 0.025)
+    chunk = training.Chunk(0, 0, tmp_path, 0, 10, 0, True)
+    with pytest.raises(W2VError, match=r"diverged.*lower train.alpha \(now 0.025"):
+        training.check_finite(loss, chunk, 0.025)
 
 
 def test_bad_train_params_are_refused():
@@ -326,9 +326,9 @@ def test_bad_train_params_are_refused():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when no GPU is visible")
 def test_cuda_without_a_gpu_is_a_clear_error():
-    with pytest.raises(UserError, match="train.device = 'cuda' but torch sees no CUDA GPU"):
-        train_stage.resolve_device("cuda")
-    assert train_stage.resolve_device("auto") == "cpu"
+    with pytest.raises(W2VError, match="train.device = 'cuda' but torch sees no CUDA GPU"):
+        training.resolve_device("cuda")
+    assert training.resolve_device("auto") == "cpu"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

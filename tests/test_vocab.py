@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from stages.arrow_io import iter_id_batches, write_id_file, write_token_file
-from stages.console import UserError
-from stages.vocab import build_vocab, count_words, encode_batches, vocab_stats
+from w2v.arrow_io import iter_id_batches, write_id_file, write_token_file
+from w2v.errors import W2VError
+from w2v.vocab import build_vocab, count_words, encode_batches, vocab_stats
 
 DOCS = [["b", "a", "c", "a"], ["zz", "b", "a"], ["zz"], ["c", "b", "rare"]]
 
@@ -39,7 +39,7 @@ def test_min_count_and_max_vocab_size(token_file):
 
 
 def test_empty_vocabulary_is_a_clear_error(token_file):
-    with pytest.raises(UserError, match=r"vocab.min_count = 4 leaves an empty vocabulary: the most frequent "
+    with pytest.raises(W2VError, match=r"vocab.min_count = 4 leaves an empty vocabulary: the most frequent "
                                         r"word, a, occurs 3 times"):
         build_vocab(count_words(token_file), min_count=4, max_vocab_size=0)
 

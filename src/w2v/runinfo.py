@@ -1,11 +1,11 @@
 """What a run ran on, in two parts.
 
 * :func:`software`: what the vectors' bytes depend on: Python and the versions of the libraries that compute
-  them (and the CUDA version on a GPU). It goes into the model's ``metadata.json``, a DVC output, so two runs
-  of the same params and software write byte-identical metadata, and DVC sees the same model.
+  them (and the CUDA version on a GPU). It belongs beside the vectors (the model's ``metadata.json``): two runs
+  of the same params and software write byte-identical metadata, so the model's hash is the same.
 * :func:`host`: the machine and the clock: start time, platform, CPU model, cores, the CPU code target numba
-  compiled for, the GPU, every library version. It goes into ``runs/train.json``, which DVC keeps in git but
-  which nothing downstream depends on. The code target is there, not in the metadata, because different
+  compiled for, the GPU, every library version. It belongs in a run record kept apart from the model, on
+  which nothing downstream depends. The code target is there, not in the metadata, because different
   targets often compute the same bytes (znver3 and haswell do; SSE2-only code does not), and a machine that
   reproduces the vectors should reproduce the model's hash too.
 """

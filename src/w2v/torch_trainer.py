@@ -2,7 +2,7 @@
 
 One step takes ``batch_size`` pairs: gather the center rows of syn0 and the 1 + K target rows of syn1, one
 batched matrix product for the dot products, and scatter the SGD updates back with ``index_add_``. The
-loss and gradients are those of the CPU kernel (``stages.sgns``): same initialisation, same linear learning
+loss and gradients are those of the CPU kernel (``w2v.cpu_trainer``): same initialisation, same linear learning
 rate per pair, noise words from the same alias table, a noise word equal to the context skipped.
 
 The catch of batching plain SGD: a word that occurs n times in a batch receives the sum of n updates computed
@@ -17,13 +17,26 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from stages.sgns import Schedule
+from w2v.params import TrainParams
+from w2v.sgns import Schedule
 
 ROW_CAP = 64.0
+CHUNK_PAIRS = 1 << 20
 
 
 class TorchTrainer:
     """Trains chunks of pairs on ``device``, ``batch_size`` pairs per step; state stays on the device."""
+
+    @classmethod
+    def from_params(cls, params: TrainParams, device: str, syn0: np.ndarray, syn1: np.ndarray,
+                    noise: tuple[np.ndarray, np.ndarray], schedule: Schedule) -> "TorchTrainer":
+        return cls(syn0, syn1, *noise, params.negative, schedule, device, params.batch_size, params.deterministic)
+
+    @staticmethod
+    def chunk_pairs(params: TrainParams) -> int:
+        """Whole steps adding up to about 1M pairs, so the per-chunk bookkeeping (seeding, progress, one device
+        sync) costs nothing next to the steps."""
+        return params.batch_size * max(1, CHUNK_PAIRS // params.batch_size)
 
     def __init__(self, syn0: np.ndarray, syn1: np.ndarray, accept: np.ndarray, alias: np.ndarray, negative: int,
                  schedule: Schedule, device: str, batch_size: int, deterministic: bool) -> None:

@@ -1,13 +1,12 @@
 """Atomic outputs and file fingerprints.
 
-A stage never writes straight to its output path: it fills a temporary sibling and renames it into place at
+A step never writes straight to its output path: it fills a temporary sibling and renames it into place at
 the end, so an interrupted run leaves either the old output, nothing, or the complete new one -- never a
 half-written file that looks complete.
 
 A temporary's name carries the id of the process writing it (``.vocab.tmp-<pid>-<random>``). A run killed by
-SIGKILL cannot remove its own, so every stage starts by removing those whose process is gone
-(:func:`remove_stale_temporaries`): they would otherwise stay behind when DVC restores the killed stage's
-outputs from its run cache instead of running it again.
+SIGKILL cannot remove its own; :func:`remove_stale_temporaries` removes those whose process is gone, and
+:func:`atomic_dir` does so beside its own target before it starts.
 """
 
 from __future__ import annotations
@@ -19,11 +18,9 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterable, Iterator
 
 CHUNK = 1 << 20
-# Where stages write (the parents of every output in dvc.yaml, and the training checkpoints).
-OUTPUT_ROOTS = ("data", "metrics", "plots", "runs", "checkpoints")
 
 
 def _temporary_prefix(target: Path) -> str:
@@ -44,12 +41,12 @@ def _owner_alive(temporary: Path) -> bool:
     return True
 
 
-def remove_stale_temporaries(directories=OUTPUT_ROOTS) -> list[Path]:
-    """Remove the temporaries of killed runs in ``directories`` (relative to the working directory); return
-    what was removed. A temporary whose process still runs is left alone."""
+def remove_stale_temporaries(targets: Iterable[Path | str]) -> list[Path]:
+    """Remove the temporaries that killed runs left beside ``targets`` (the files or directories they were
+    writing); return what was removed. A temporary whose process still runs is left alone."""
     removed = []
-    for directory in directories:
-        for temporary in Path(directory).glob(".*.tmp-*"):
+    for target in map(Path, targets):
+        for temporary in target.parent.glob(f".{target.name}.tmp-*"):
             if not _owner_alive(temporary):
                 shutil.rmtree(temporary) if temporary.is_dir() else temporary.unlink(missing_ok=True)
                 removed.append(temporary)
@@ -61,7 +58,7 @@ def atomic_dir(target: Path | str) -> Iterator[Path]:
     """Yield an empty temporary directory beside ``target``; on success it replaces ``target``."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries([target.parent])  # SIGKILL skips the cleanup below
+    remove_stale_temporaries([target])  # SIGKILL skips the cleanup below
     tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target), dir=target.parent))
     umask = os.umask(0)
     os.umask(umask)

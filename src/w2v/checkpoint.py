@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.fsio import atomic_dir, sha256_file
+from w2v.fsio import atomic_dir, sha256_file
 
 log = logging.getLogger("w2v.train")
 

@@ -1,13 +1,15 @@
-"""Load and validate ``params.yaml``.
+"""The settings of every step, typed and validated, and the ``params.yaml`` file that holds them.
 
-Every stage calls :func:`load_params` first. The whole file is validated, not just the stage's own section,
-so that a typo anywhere fails at the first stage that runs, with one line that names the key, the value
-and what is allowed::
+:func:`load_params` validates the whole file, not just the sections asked for, so that a typo anywhere fails
+at the first step that runs, with one line that names the key, the value and what is allowed::
 
     params.yaml: vocab.min_count = -1 is out of range: an integer >= 1
 
-Each section is a frozen dataclass; a field's metadata says what values it accepts. Cross-field rules
-(e.g. ``download.url`` is required when ``download.source`` is ``url``) live in each class's ``check``.
+Each section is a frozen dataclass; a field's metadata says what values it accepts and whether it is
+*speed only*: a key that changes how fast (or how patiently) a step runs, never what it writes. That flag is
+the one place this fact is stated: the result's metadata, checkpoint fingerprints and the docs
+(:func:`result_keys`) follow from it. Cross-field rules (e.g. ``download.url`` is required when
+``download.source`` is ``url``) live in each class's ``check``.
 """
 
 from __future__ import annotations
@@ -21,21 +23,20 @@ from typing import Any
 
 import yaml
 
-from stages.console import UserError
+from w2v.errors import ParamError
 
 PARAMS_FILE = Path("params.yaml")
 
 
-class ParamError(UserError):
-    """A value in params.yaml that the pipeline cannot use."""
-
-
 def param(default: Any, *, choices: tuple | None = None, ge: float | None = None, gt: float | None = None,
           le: float | None = None, lt: float | None = None, regex: str | None = None,
-          allowed: str = "", help: str = "") -> Any:
-    """A dataclass field with the rules its value must follow (``allowed`` words them, if the rules can't)."""
+          allowed: str = "", help: str = "", speed_only: bool = False) -> Any:
+    """A dataclass field with the rules its value must follow (``allowed`` words them, if the rules can't).
+
+    ``speed_only``: the key changes how fast a step runs (or how long it waits), never the bytes it writes.
+    """
     rules = {"choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt, "regex": regex, "allowed": allowed,
-             "help": help}
+             "help": help, "speed_only": speed_only}
     return field(default=default, metadata=rules)
 
 
@@ -105,17 +106,31 @@ class Section:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def result_dict(self) -> dict:
+        """The keys that can change what a step writes (every key but the speed-only ones)."""
+        keep = result_keys(type(self))
+        return {key: value for key, value in self.to_dict().items() if key in keep}
+
+
+def result_keys(section: type[Section]) -> tuple[str, ...]:
+    """The keys of a section that can change the output: all but the speed-only ones."""
+    return tuple(f.name for f in dataclasses.fields(section) if not f.metadata["speed_only"])
+
+
+def speed_only_keys(section: type[Section]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(section) if f.metadata["speed_only"])
+
 
 @dataclass(frozen=True)
 class DownloadParams(Section):
     source: str = param("sample", choices=("sample", "file", "url", "hf"),
                         help="where the corpus comes from")
     path: str = param("data/sample/text8-head.txt.gz",
-                      help="local corpus for source=file (.txt, .gz, .bz2, .xz, .zip); a DVC dependency")
+                      help="local corpus for source=file (.txt, .gz, .bz2, .xz, .zip)")
     url: str = param("", help="http(s) URL for source=url")
     sha256: str = param("", regex=r"(|[0-9a-fA-F]{64})", allowed="empty or 64 hex digits",
                         help="expected sha256 of the downloaded file")
-    timeout: float = param(60.0, gt=0, help="seconds without data before a download fails")
+    timeout: float = param(60.0, gt=0, help="seconds without data before a download fails", speed_only=True)
     hf_dataset: str = param("", help="Hugging Face dataset id, or a directory saved with save_to_disk")
     hf_config: str = param("", help="dataset configuration name ('' for the default)")
     hf_split: str = param("train", help="dataset split")
@@ -140,7 +155,7 @@ class TokenizeParams(Section):
                            help="Unicode normalisation form applied before tokenising")
     token_pattern: str = param(r"[\p{L}\p{M}]+", help="RE2 regex of one token (default: runs of letters)")
     max_sequence_length: int = param(10000, ge=1, help="longer lines are split into rows of this many tokens")
-    workers: int = param(0, ge=0, help="worker processes (0 = all cores); speed only, not declared to DVC")
+    workers: int = param(0, ge=0, help="worker processes (0 = all cores)", speed_only=True)
 
     def check(self, section: str) -> None:
         import pyarrow.compute as pc  # deferred: the params module stays light to import
@@ -168,7 +183,7 @@ class PairsParams(Section):
     epochs: int = param(5, ge=1, help="training epochs: one freshly subsampled set of pair shards each")
     seed: int = param(1, ge=0, help="seed of subsampling, windows and shuffling (each epoch derives its own)")
     shard_size: int = param(10_000_000, ge=1, help="pairs per shard file (8 bytes each)")
-    workers: int = param(0, ge=0, help="epochs built in parallel (0 = all cores); speed only, not declared to DVC")
+    workers: int = param(0, ge=0, help="epochs built in parallel (0 = all cores)", speed_only=True)
 
 
 @dataclass(frozen=True)
@@ -185,7 +200,7 @@ class TrainParams(Section):
     threads: int = param(2, ge=0, help="CPU threads (0 = all cores); part of the result in deterministic mode")
     deterministic: bool = param(True, help="CPU: same params → same bytes at full speed; false = Hogwild (unordered)")
     curve_every: int = param(1_000_000, ge=1, help="pairs between two points of the loss curve")
-    checkpoint_minutes: float = param(5.0, gt=0, help="minutes between mid-epoch checkpoints; speed only, not declared")
+    checkpoint_minutes: float = param(5.0, gt=0, help="minutes between mid-epoch checkpoints", speed_only=True)
 
     def check(self, section: str) -> None:
         if self.min_alpha > self.alpha:
@@ -224,12 +239,12 @@ SECTIONS: dict[str, type[Section]] = {
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> dict[str, Section]:
-    """Read and validate every section of params.yaml; missing keys take their defaults."""
+    """Read and validate every section of a params file; missing keys take their defaults."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ParamError(f"{path}: not found; run from the repository root (where dvc.yaml is)") from None
+        raise ParamError(f"{path}: not found; run from the directory that holds it") from None
     except yaml.YAMLError as exc:
         raise ParamError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     raw = raw or {}

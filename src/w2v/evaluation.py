@@ -1,4 +1,4 @@
-"""Word-similarity and analogy benchmarks, computed as gensim computes them, but batched.
+"""Word-similarity and analogy benchmarks, computed as gensim computes them, but batched. Needs numpy alone.
 
 * :func:`evaluate_word_pairs` = gensim's ``KeyedVectors.evaluate_word_pairs`` (tab-separated ``word1 word2
   score``, ``#`` comments, case-insensitive, pairs with an unknown word skipped and counted): Spearman and
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.embeddings import Embeddings, query_scores
+from w2v.embeddings import Embeddings, query_scores
 
 QUERY_BATCH = 512  # analogy queries per matrix product: 512 x 30k float32 scores = 61 MB
 
@@ -32,10 +32,20 @@ def _upper_index(emb: Embeddings, restrict_vocab: int) -> dict[str, int]:
     return {word.upper(): i for i, word in reversed(list(enumerate(emb.words[:restrict_vocab])))}
 
 
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    import pandas as pd
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing the mean of their ranks (as pandas' and scipy's default)."""
+    order = np.argsort(values, kind="stable")
+    sorted_values = values[order]
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    ends = np.r_[starts[1:], len(values)]
+    mean_rank = (starts + ends + 1) / 2.0  # ranks starts+1 .. ends, averaged
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks
 
-    return float(np.corrcoef(pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy())[0, 1])
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.corrcoef(average_ranks(x), average_ranks(y))[0, 1])
 
 
 def evaluate_word_pairs(emb: Embeddings, path: Path | str, restrict_vocab: int = 300_000) -> dict:

@@ -1,53 +1,115 @@
-"""Trained word vectors on disk: the model directory and word2vec's text and binary formats.
+"""Trained word vectors: the query class and the files it reads and writes. Needs numpy alone.
 
-A model directory (``data/model``) holds ``vectors.npy`` (float32, row = word id), ``words.txt`` (one word per
-line, row = id), and the same vectors as ``vectors.txt`` / ``vectors.bin`` in the formats of word2vec.c, which
-gensim reads with ``KeyedVectors.load_word2vec_format(path, binary=...)``.
+Formats:
+
+* a **model directory** (what the train step writes): ``vectors.npy`` (float32, row = word id), ``words.txt``
+  (one word per line, row = id), the same vectors as ``vectors.txt`` and ``vectors.bin``, and
+  ``metadata.json``;
+* word2vec.c's **text** format (a "count dim" header, then "word v1 ... vdim" per line; a file without the
+  header, as GloVe writes, loads too) and **binary** format (the header, then per word "word " + dim
+  little-endian float32 + newline). gensim reads and writes both (``KeyedVectors.load_word2vec_format``).
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
-import pandas as pd
 
-from stages.arrow_io import reading
-from stages.console import UserError
+from w2v.errors import DamagedFileError, W2VError
 
 VECTORS_NPY = "vectors.npy"
 WORDS_TXT = "words.txt"
 VECTORS_TXT = "vectors.txt"
 VECTORS_BIN = "vectors.bin"
+METADATA_JSON = "metadata.json"
 
 
-def write_word2vec_text(path: Path, words: list[str], vectors: np.ndarray) -> None:
-    """word2vec text format: a "count dim" header, then "word v1 ... vdim" per line. %.9g keeps every float32
-    bit, so the text file loads to exactly the binary one."""
+def write_word2vec_text(path: Path | str, words: Sequence[str], vectors: np.ndarray) -> None:
+    """word2vec text format. %.9g keeps every float32 bit, so the text file loads to exactly the binary one."""
+    import csv
+
+    import pandas as pd  # the writer is vectorised by pandas; reading needs numpy only
+
     frame = pd.DataFrame(vectors)
-    frame.insert(0, "word", words)
+    frame.insert(0, "word", list(words))
     with open(path, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(f"{len(words)} {vectors.shape[1]}\n")
         frame.to_csv(handle, sep=" ", header=False, index=False, float_format="%.9g", quoting=csv.QUOTE_NONE,
                      lineterminator="\n")
 
 
-def write_word2vec_binary(path: Path, words: list[str], vectors: np.ndarray) -> None:
-    """word2vec.c binary format: a "count dim" header line, then per word "word " + dim little-endian
-    float32 + newline."""
+def write_word2vec_binary(path: Path | str, words: Sequence[str], vectors: np.ndarray) -> None:
+    """word2vec.c binary format."""
     rows = np.ascontiguousarray(vectors, dtype="<f4")
     with open(path, "wb") as handle:
         handle.write(f"{len(words)} {vectors.shape[1]}\n".encode())
         handle.write(b"".join(word.encode("utf-8") + b" " + row.tobytes() + b"\n" for word, row in zip(words, rows)))
 
 
-def save_model(directory: Path, words: list[str], vectors: np.ndarray) -> None:
+def save_model(directory: Path | str, words: Sequence[str], vectors: np.ndarray) -> None:
     """Write every format of the model into ``directory`` (which the caller swaps in atomically)."""
+    directory = Path(directory)
     np.save(directory / VECTORS_NPY, vectors.astype(np.float32, copy=False))
     (directory / WORDS_TXT).write_text("".join(word + "\n" for word in words), encoding="utf-8")
     write_word2vec_text(directory / VECTORS_TXT, words, vectors)
     write_word2vec_binary(directory / VECTORS_BIN, words, vectors)
+
+
+def _header(line: bytes) -> tuple[int, int] | None:
+    fields = line.split()
+    if len(fields) == 2 and all(f.isdigit() for f in fields):
+        return int(fields[0]), int(fields[1])
+    return None
+
+
+def read_word2vec_binary(path: Path | str, limit: int | None = None) -> tuple[list[str], np.ndarray]:
+    """(words, float32 vectors) of a word2vec.c binary file."""
+    path = Path(path)
+    data = path.read_bytes()
+    end = data.find(b"\n")
+    shape = _header(data[:end]) if end > 0 else None
+    if shape is None:
+        raise DamagedFileError(path, "not a word2vec binary file: its first line is not 'count dim'")
+    count, dim = shape
+    count = min(count, limit) if limit is not None else count
+    words, vectors = [], np.empty((count, dim), dtype=np.float32)
+    pos, row_bytes = end + 1, 4 * dim
+    for i in range(count):
+        while data[pos:pos + 1] in (b"\n", b" "):  # the newline after the previous vector (word2vec.c writes it)
+            pos += 1
+        space = data.find(b" ", pos)
+        if space < 0 or space + 1 + row_bytes > len(data):
+            raise DamagedFileError(path, f"ends after {i} of {count} vectors (truncated?)")
+        words.append(data[pos:space].decode("utf-8"))
+        vectors[i] = np.frombuffer(data, dtype="<f4", count=dim, offset=space + 1)
+        pos = space + 1 + row_bytes
+    return words, vectors
+
+
+def read_word2vec_text(path: Path | str, limit: int | None = None) -> tuple[list[str], np.ndarray]:
+    """(words, float32 vectors) of a word2vec text file, with or without the "count dim" header line."""
+    path = Path(path)
+    with open(path, "rb") as handle:
+        lines = handle.read().split(b"\n")
+    shape = _header(lines[0]) if lines else None
+    body = [line for line in lines[1 if shape else 0:] if line.strip()]
+    if limit is not None:
+        body = body[:limit]
+    words, numbers = [], []
+    for line in body:
+        word, _, rest = line.strip().partition(b" ")
+        words.append(word.decode("utf-8"))
+        numbers.append(rest)
+    flat = np.array(b" ".join(numbers).split(), dtype=np.float64).astype(np.float32)
+    dim = shape[1] if shape else (len(numbers[0].split()) if numbers else 0)
+    if shape and limit is None and len(words) != shape[0]:
+        raise DamagedFileError(path, f"holds {len(words)} vectors where its header says {shape[0]} (truncated?)")
+    if len(flat) != len(words) * dim:
+        raise DamagedFileError(path, f"{len(flat)} numbers for {len(words)} words of {dim} dimensions: a line "
+                                     f"has the wrong number of values")
+    return words, flat.reshape(len(words), dim)
 
 
 class UnknownWord(KeyError):
@@ -86,15 +148,51 @@ class Embeddings:
 
     @classmethod
     def load(cls, directory: Path | str) -> "Embeddings":
+        """A model directory (``vectors.npy`` + ``words.txt``)."""
         directory = Path(directory)
-        with reading(directory / WORDS_TXT):
+        for name in (VECTORS_NPY, WORDS_TXT):
+            if not (directory / name).is_file():
+                raise W2VError(f"{directory / name}: not found; is {directory} a model directory?")
+        try:
             words = (directory / WORDS_TXT).read_text(encoding="utf-8").split("\n")[:-1]
-        with reading(directory / VECTORS_NPY):
+        except UnicodeDecodeError as exc:
+            raise DamagedFileError(directory / WORDS_TXT, f"cannot be read ({exc}): the file is damaged") from None
+        try:
             vectors = np.load(directory / VECTORS_NPY)
+        except (OSError, ValueError, EOFError) as exc:
+            reason = " ".join(str(exc).split())[:200]
+            raise DamagedFileError(directory / VECTORS_NPY, f"cannot be read ({reason}): the file is damaged or "
+                                                            f"truncated") from None
         if vectors.ndim != 2 or len(vectors) != len(words):
-            raise UserError(f"{directory}: {VECTORS_NPY} holds {vectors.shape} vectors for {len(words)} words in "
-                            f"{WORDS_TXT}: the model is damaged; rebuild it with `dvc repro --force train`")
+            raise DamagedFileError(directory, f"{VECTORS_NPY} holds {vectors.shape} vectors for {len(words)} words "
+                                              f"in {WORDS_TXT}: the model is damaged")
         return cls(words, vectors)
+
+    @classmethod
+    def load_word2vec_format(cls, path: Path | str, binary: bool | None = None,
+                             limit: int | None = None) -> "Embeddings":
+        """A word2vec text or binary file (``binary=None``: binary unless the name ends in .txt); ``limit`` keeps
+        the first (most frequent) words only."""
+        path = Path(path)
+        if not path.is_file():
+            raise W2VError(f"{path}: not found")
+        if binary is None:
+            binary = path.suffix.lower() != ".txt"
+        try:
+            words, vectors = (read_word2vec_binary if binary else read_word2vec_text)(path, limit)
+        except UnicodeDecodeError as exc:
+            raise DamagedFileError(path, f"a word is not valid UTF-8 ({exc})") from None
+        except ValueError as exc:  # a number that does not parse
+            raise DamagedFileError(path, f"not a word2vec {'binary' if binary else 'text'} file ({exc})") from None
+        return cls(words, vectors)
+
+    def save(self, directory: Path | str) -> None:
+        """Write a model directory: ``vectors.npy``, ``words.txt``, ``vectors.txt``, ``vectors.bin``."""
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        save_model(directory, self.words, self.vectors)
+
+    def save_word2vec_format(self, path: Path | str, binary: bool = False) -> None:
+        (write_word2vec_binary if binary else write_word2vec_text)(path, self.words, self.vectors)
 
     def __len__(self) -> int:
         return len(self.words)

@@ -1,15 +1,4 @@
-"""Skip-gram with negative sampling: the model state and the CPU training kernel.
-
-The model is two float32 matrices, as in word2vec.c and gensim: ``syn0`` (input vectors, the embeddings users
-keep, initialised uniform(-0.5/dim, 0.5/dim)) and ``syn1`` (output vectors, zeros). For one (center c,
-context o) pair and K noise words k drawn from count^ns_exponent, the loss is
-
-    -log σ(syn1[o]·syn0[c]) - Σ_k log σ(-syn1[k]·syn0[c])
-
-and each pair takes one plain SGD step on the rows it touches, with a learning rate that decays linearly with
-the global pair index (:func:`alpha_schedule`).
-
-The CPU kernel is compiled with numba and runs the pairs of a chunk in ``threads`` parallel *lanes*:
+"""The CPU trainer: SGNS per pair, compiled with numba, in ``threads`` parallel *lanes*.
 
 * **deterministic** (the default): lane t trains only the pairs whose center id is ≡ t (mod lanes), so each
   input row has one writer; each lane updates its own copy of ``syn1``, and at the end of every chunk the
@@ -19,92 +8,26 @@ The CPU kernel is compiled with numba and runs the pairs of a chunk in ``threads
 * **hogwild**: lane t trains a contiguous slice of the chunk on the shared matrices without locks, as
   word2vec.c does; a little faster, never bit-reproducible.
 
-Noise words come from Walker's alias table (two array reads per draw, no 1e8-slot table), driven by a 64-bit
-LCG per lane that is re-seeded at every chunk from (seed, epoch, shard, chunk, lane), so a run resumed at a
-chunk boundary replays exactly the same draws.
+Noise words are drawn by a 64-bit LCG per lane that is re-seeded at every chunk from (seed, epoch, shard,
+chunk, lane), so a run resumed at a chunk boundary replays exactly the same draws.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
+
+from w2v.params import TrainParams, worker_count
+from w2v.sgns import Schedule
 
 LCG_MUL = np.uint64(6364136223846793005)
 LCG_INC = np.uint64(1442695040888963407)
 # Full fastmath: reassociation lets the dot products and row updates use SIMD, and dropping the NaN/inf
 # checks measured another ~10% (bench/NOTES.md). The kernels never test for NaN themselves: a diverging run
-# still returns an inf/NaN loss (plain IEEE arithmetic), which the train stage checks after every chunk.
+# still returns an inf/NaN loss (plain IEEE arithmetic), which the training loop checks after every chunk.
 FASTMATH = True
-
-
-def noise_distribution(counts: np.ndarray, ns_exponent: float) -> np.ndarray:
-    """P(noise word = i) ∝ count_i^ns_exponent (float64, sums to 1)."""
-    weights = np.power(counts.astype(np.float64), ns_exponent)
-    return weights / weights.sum()
-
-
-def alias_table(prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Walker/Vose alias table of a distribution: draw bucket b uniformly, keep it with probability
-    ``accept[b]``, else take ``alias[b]``."""
-    n = len(prob)
-    scaled = prob * n
-    accept = np.ones(n, dtype=np.float64)
-    alias = np.arange(n, dtype=np.int32)
-    _fill_alias(scaled, accept, alias)
-    return accept.astype(np.float32), alias
-
-
-@njit(cache=True)
-def _fill_alias(scaled, accept, alias):  # pragma: no cover - compiled
-    n = len(scaled)
-    small = np.empty(n, dtype=np.int64)
-    large = np.empty(n, dtype=np.int64)
-    ns = 0
-    nl = 0
-    for i in range(n):
-        if scaled[i] < 1.0:
-            small[ns] = i
-            ns += 1
-        else:
-            large[nl] = i
-            nl += 1
-    while ns > 0 and nl > 0:
-        ns -= 1
-        s = small[ns]
-        l_ = large[nl - 1]
-        accept[s] = scaled[s]
-        alias[s] = l_
-        scaled[l_] = scaled[l_] + scaled[s] - 1.0
-        if scaled[l_] < 1.0:
-            nl -= 1
-            small[ns] = l_
-            ns += 1
-    # What is left is 1 up to rounding: those buckets always keep themselves.
-
-
-def init_vectors(vocab_size: int, dim: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(syn0, syn1): input vectors uniform(-0.5/dim, 0.5/dim), output vectors zeros, float32."""
-    syn0 = ((rng.random((vocab_size, dim), dtype=np.float32) - np.float32(0.5)) / np.float32(dim))
-    return syn0, np.zeros((vocab_size, dim), dtype=np.float32)
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Linear learning-rate decay from ``alpha`` to ``min_alpha`` over ``total_pairs`` (word2vec's)."""
-
-    alpha: float
-    min_alpha: float
-    total_pairs: int
-
-    @property
-    def step(self) -> float:
-        return (self.alpha - self.min_alpha) / max(self.total_pairs, 1)
-
-    def at(self, pair_index: int | np.ndarray) -> float | np.ndarray:
-        return np.maximum(self.alpha - self.step * pair_index, self.min_alpha)
 
 
 @njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
@@ -215,6 +138,16 @@ def train_chunk_deterministic(center, context, syn0, syn1, syn1_lanes, touched, 
 
 class CpuTrainer:
     """Trains chunks of pairs in place on (syn0, syn1) with the compiled kernels above."""
+
+    @classmethod
+    def from_params(cls, params: TrainParams, device: str, syn0: np.ndarray, syn1: np.ndarray,
+                    noise: tuple[np.ndarray, np.ndarray], schedule: Schedule) -> "CpuTrainer":
+        return cls(syn0, syn1, *noise, params.negative, schedule, worker_count(params.threads), params.deterministic)
+
+    @staticmethod
+    def chunk_pairs(params: TrainParams) -> int:
+        """Pairs per chunk: the lanes' merge interval."""
+        return params.sync_every
 
     def __init__(self, syn0: np.ndarray, syn1: np.ndarray, accept: np.ndarray, alias: np.ndarray, negative: int,
                  schedule: Schedule, lanes: int, deterministic: bool) -> None:

@@ -1,12 +1,13 @@
-"""Arrow files passed between stages, and the list-array helpers that build them.
+"""The Arrow files passed from one corpus step to the next, and the list-array helpers that build them.
 
-Two formats, both read in batches so no stage holds a whole corpus:
+Read in batches, so no step holds a whole corpus:
 
 * token file (tokenize → vocab): Parquet, one column ``tokens: list<string>``, one row per document
   (a line of the corpus, or a ``max_sequence_length`` piece of a long line); one row group per batch.
 * id file (vocab → pairs): Arrow IPC, one column ``ids: list<int32>``, one row per document, out-of-vocabulary
   words dropped. The list offsets are the document boundaries. Memory-mapped, so the ids and offsets reach
   numpy without a copy.
+* vocabulary table: Parquet, ``word``, ``count``, ``frequency``; row number = word id.
 """
 
 from __future__ import annotations
@@ -21,35 +22,20 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from stages.console import UserError
-from stages.fsio import sha256_file
-
-# Which stage writes each directory of files that later stages read: the fix for a damaged one.
-PRODUCERS = {"data/raw": "download", "data/tokens": "tokenize", "data/vocab": "vocab", "data/pairs": "pairs",
-             "data/model": "train"}
-
-
-def rebuild_command(path: Path | str) -> str:
-    """The command that rebuilds a file some stage wrote, e.g. ``dvc repro --force vocab``."""
-    for parent in Path(path).parents:
-        stage = PRODUCERS.get("/".join(parent.parts[-2:]))
-        if stage:
-            return f"dvc repro --force {stage}"
-    return "dvc repro --force"
+from w2v.errors import DamagedFileError
 
 
 @contextlib.contextmanager
 def reading(path: Path | str) -> Iterator[None]:
-    """Turn a failure to parse an input file (truncated, overwritten, not Arrow at all) into one line that names
-    the file and the stage that rebuilds it, instead of a traceback from deep inside pyarrow."""
+    """Turn a failure to parse an input file (truncated, overwritten, not Arrow at all) into a
+    :class:`DamagedFileError` that names the file, instead of a traceback from deep inside pyarrow or numpy."""
     try:
         yield
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError, ValueError, EOFError) as exc:
         reason = " ".join(str(exc).split())[:200]
-        raise UserError(f"{path}: cannot be read ({reason}): the file is damaged or truncated; rebuild it with "
-                        f"`{rebuild_command(path)}`") from None
+        raise DamagedFileError(path, f"cannot be read ({reason}): the file is damaged or truncated") from None
 
 
 TOKENS_SCHEMA = pa.schema([pa.field("tokens", pa.list_(pa.string()))])
@@ -129,42 +115,7 @@ def iter_id_batches(path: Path | str) -> Iterator[tuple[np.ndarray, np.ndarray]]
             yield offsets - offsets[0], ids[offsets[0]:offsets[-1]]
 
 
-PAIRS_SCHEMA = pa.schema([pa.field("center", pa.int32()), pa.field("context", pa.int32())])
-
-
-def write_pair_shard(path: Path | str, center: np.ndarray, context: np.ndarray) -> None:
-    """Write one shard: an Arrow IPC file of one uncompressed record batch, so readers can memory-map it."""
-    batch = pa.record_batch([pa.array(center), pa.array(context)], schema=PAIRS_SCHEMA)
-    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, PAIRS_SCHEMA) as writer:
-        writer.write_batch(batch)
-
-
-def read_pair_shard(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
-    """(center, context) as int32 numpy views of the memory-mapped shard: no copy, no read until touched."""
-    with reading(path):
-        reader = ipc.open_file(pa.memory_map(str(path), "r"))
-        batch = reader.get_batch(0)
-        return (batch.column(0).to_numpy(zero_copy_only=True), batch.column(1).to_numpy(zero_copy_only=True))
-
-
 def read_vocab(path: Path | str, columns: list[str]) -> pa.Table:
     """Columns of the vocabulary table (row = word id)."""
     with reading(path):
         return pq.read_table(path, columns=columns)
-
-
-def verify_pair_shards(manifest: dict, pairs_dir: Path) -> None:
-    """Check every shard the manifest lists against its recorded size and sha256 before training reads it, so
-    a truncated or altered shard stops the run with its name instead of a crash (or silent garbage) later."""
-    fix = "rebuild the shards with `dvc repro --force pairs`"
-    for epoch in manifest["epochs"]:
-        for shard in epoch["shards"]:
-            path = Path(pairs_dir) / shard["file"]
-            if not path.is_file():
-                raise UserError(f"{path}: missing, though {Path(pairs_dir) / 'manifest.json'} lists it; {fix}")
-            size = path.stat().st_size
-            if size != shard["bytes"]:
-                raise UserError(f"{path}: damaged: {size:,} bytes where the manifest records {shard['bytes']:,} "
-                                f"(truncated?); {fix}")
-            if sha256_file(path) != shard["sha256"]:
-                raise UserError(f"{path}: damaged: its sha256 differs from the one in the manifest; {fix}")

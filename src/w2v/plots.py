@@ -1,0 +1,71 @@
+"""Pictures of trained vectors (matplotlib, drawn off-screen): a 2-D PCA map of chosen words and their
+neighbours, and a cosine-similarity heatmap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from w2v.embeddings import Embeddings
+from w2v.fsio import atomic_file
+
+
+def pca_2d(vectors: np.ndarray) -> np.ndarray:
+    centred = vectors - vectors.mean(axis=0)
+    _, _, components = np.linalg.svd(centred, full_matrices=False)
+    coords = centred @ components[:2].T
+    return coords * np.sign(coords[np.abs(coords).argmax(axis=0), [0, 1]])  # fix the SVD's sign freedom
+
+
+def draw_map(path: Path, emb: Embeddings, found: dict[str, list], per_word: int) -> None:
+    """Probe words and their neighbours on the first two principal components, one colour per probe word."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = [(probe, [probe] + [w for w, _ in near[:per_word]]) for probe, near in found.items()]
+    words = [w for _, members in groups for w in members]
+    coords = pca_2d(emb.unit[[emb.index(w) for w in words]])
+    fig, ax = plt.subplots(figsize=(11, 8), dpi=110)
+    colours = plt.get_cmap("tab20")
+    at = 0
+    for k, (probe, members) in enumerate(groups):
+        xy = coords[at:at + len(members)]
+        at += len(members)
+        ax.scatter(xy[1:, 0], xy[1:, 1], s=18, color=colours(k % 20), alpha=0.7)
+        ax.scatter(xy[:1, 0], xy[:1, 1], s=70, color=colours(k % 20), edgecolor="black", label=probe)
+        for (x, y), word in zip(xy, members):
+            ax.annotate(word, (x, y), fontsize=10 if word == probe else 8, xytext=(3, 3), textcoords="offset points",
+                        fontweight="bold" if word == probe else "normal")
+    ax.set_title(f"Probe words and their {per_word} nearest neighbours (PCA of unit vectors)")
+    ax.legend(loc="best", fontsize=8, ncol=2)
+    fig.tight_layout()
+    with atomic_file(path, "wb") as handle:
+        fig.savefig(handle, format="png")
+    plt.close(fig)
+
+
+def draw_heatmap(path: Path, emb: Embeddings, words: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    unit = emb.unit[[emb.index(w) for w in words]]
+    cos = unit @ unit.T
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(words), 0.6 + 0.55 * len(words)), dpi=110)
+    image = ax.imshow(cos, cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xticks(range(len(words)), words, rotation=45, ha="right")
+    ax.set_yticks(range(len(words)), words)
+    for i in range(len(words)):
+        for j in range(len(words)):
+            ax.text(j, i, f"{cos[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if abs(cos[i, j]) > 0.6 else "black")
+    fig.colorbar(image, ax=ax, label="cosine similarity")
+    ax.set_title("Cosine similarity of the probe words")
+    fig.tight_layout()
+    with atomic_file(path, "wb") as handle:
+        fig.savefig(handle, format="png")
+    plt.close(fig)

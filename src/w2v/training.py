@@ -1,0 +1,262 @@
+"""The training loop: pair shards → word vectors, with exact resume, a loss curve and one interface for every
+trainer.
+
+The pairs are read in the manifest's order, epoch after epoch, in *chunks* (how many pairs is the trainer's
+choice: the lanes' merge interval on CPU, about 1M pairs of whole steps on CUDA). The learning rate decays
+linearly over every pair of every epoch. Each chunk's random draws come from (seed, epoch, shard, start), so a
+run can stop at any chunk boundary and resume to the same bytes: :func:`train` calls ``save_checkpoint`` at
+every epoch end, every ``checkpoint_minutes`` and on Ctrl-C.
+
+A trainer is any class with the :class:`Trainer` interface; :data:`TRAINERS` names the class for each device,
+so adding one (another architecture, several GPUs) is adding a class and a line there.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+import numpy as np
+
+from w2v.errors import W2VError
+from w2v.params import TrainParams
+from w2v.sgns import Schedule
+from w2v.shards import PairManifest, read_pair_shard
+
+log = logging.getLogger(__name__)
+
+
+class Trainer(Protocol):
+    """What the loop needs of a trainer. ``lanes`` is how many independent random streams a chunk gets."""
+
+    lanes: int
+
+    @classmethod
+    def from_params(cls, params: TrainParams, device: str, syn0: np.ndarray, syn1: np.ndarray,
+                    noise: tuple[np.ndarray, np.ndarray], schedule: Schedule) -> "Trainer": ...
+
+    @staticmethod
+    def chunk_pairs(params: TrainParams) -> int: ...
+
+    def describe(self) -> str: ...
+
+    def train_chunk(self, center: np.ndarray, context: np.ndarray, first_pair: int, seeds: np.ndarray) -> float:
+        """Train the pairs in place; return their summed loss (a float64 sum of every pair's loss)."""
+
+    def vectors(self) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+# Imported only when chosen: the CUDA trainer needs torch, which the CPU path never loads.
+TRAINERS = {"cpu": "w2v.cpu_trainer:CpuTrainer", "cuda": "w2v.torch_trainer:TorchTrainer"}
+
+
+def trainer_class(device: str) -> type[Trainer]:
+    module, name = TRAINERS[device].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def gpu_driver_present() -> bool:
+    """Whether an NVIDIA (or ROCm) driver is loaded: checked first so that CPU-only machines never import
+    torch (about 2 s, and its OpenMP runtime beside numba's), which the CPU path does not use."""
+    if sys.platform == "darwin":
+        return False
+    if sys.platform.startswith("linux"):
+        return any(Path(p).exists() for p in ("/proc/driver/nvidia", "/dev/nvidia0", "/dev/kfd"))
+    return True  # elsewhere, let torch decide
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` → cuda if torch sees a GPU, else cpu; ``cuda`` without a GPU is an error, not a silent fallback."""
+    if requested == "cpu" or (requested == "auto" and not gpu_driver_present()):
+        return "cpu"
+    import torch
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise W2VError("train.device = 'cuda' but torch sees no CUDA GPU (torch "
+                       f"{torch.__version__}, built for CUDA {torch.version.cuda}): set train.device to 'auto' or "
+                       "'cpu', or install a CUDA build of torch")
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """``pairs`` pairs of one shard, from ``start``: the unit of work, of seeding and of resuming."""
+
+    epoch: int
+    shard: int
+    path: Path
+    start: int
+    pairs: int
+    first_pair: int  # global index of the chunk's first pair, for the learning rate
+    epoch_end: bool  # the last chunk of its epoch
+
+
+def plan_chunks(manifest: PairManifest, pairs_dir: Path, chunk_pairs: int) -> Iterator[Chunk]:
+    """Every chunk of every epoch, in training order (epochs in order, shards in the manifest's order)."""
+    first = 0
+    for epoch in manifest.epochs:
+        for shard_index, shard in enumerate(epoch.shards):
+            for start in range(0, shard.pairs, chunk_pairs):
+                size = min(chunk_pairs, shard.pairs - start)
+                last = shard_index == len(epoch.shards) - 1 and start + size == shard.pairs
+                yield Chunk(epoch.epoch, shard_index, Path(pairs_dir) / shard.file, start, size, first, last)
+                first += size
+
+
+def chunk_seeds(seed: int, chunk: Chunk, lanes: int) -> np.ndarray:
+    """One 64-bit seed per lane, from (seed, epoch, shard, start): independent of where a run resumed."""
+    sequence = np.random.SeedSequence(seed, spawn_key=(chunk.epoch, chunk.shard, chunk.start))
+    return sequence.generate_state(lanes, np.uint64)
+
+
+@dataclass
+class Progress:
+    """What a checkpoint must carry besides the two matrices to resume exactly."""
+
+    next_chunk: int = 0
+    epoch_loss: list[float] = field(default_factory=list)  # summed loss of each epoch so far (float64)
+    epoch_pairs: list[int] = field(default_factory=list)
+    curve: list[list[float]] = field(default_factory=list)  # [pairs done, epoch (fractional), mean loss]
+    curve_loss: float = 0.0  # loss and pairs since the last curve point
+    curve_pairs: int = 0
+    train_seconds: float = 0.0
+    resumed_from: list[int] = field(default_factory=list)  # chunk indices at which earlier runs stopped
+
+
+class Interrupt:
+    """Turn SIGINT/SIGTERM into a flag the loop checks between chunks, so a checkpoint is never half a step."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __enter__(self) -> "Interrupt":
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+class Stopped(KeyboardInterrupt):
+    """Training stopped on request after saving a checkpoint."""
+
+
+def check_finite(loss: float, chunk: Chunk, alpha: float) -> None:
+    if not math.isfinite(loss):
+        raise W2VError(f"training diverged: the loss became {loss} in epoch {chunk.epoch + 1} near pair "
+                       f"{chunk.first_pair:,}; the learning rate is the likely cause: lower train.alpha "
+                       f"(now {alpha}; word2vec uses 0.025) and re-run")
+
+
+def train(trainer: Trainer, manifest: PairManifest, pairs_dir: Path, params: TrainParams, progress: Progress,
+          save_checkpoint: Callable[[Trainer, Progress], None]) -> Progress:
+    """Train every chunk from ``progress.next_chunk`` on; checkpoint at epoch ends, every few minutes and on
+    Ctrl-C (then raise :class:`Stopped`). Returns the final progress (losses, curve, time)."""
+    from tqdm import tqdm
+
+    epochs = len(manifest.epochs)
+    words_per_pair = manifest.total_words / max(1, manifest.total_pairs)
+    total = manifest.total_pairs
+    while len(progress.epoch_loss) < epochs:
+        progress.epoch_loss.append(0.0)
+        progress.epoch_pairs.append(0)
+    last_checkpoint = time.monotonic()
+    shard_path, shard = None, None
+    chunks = plan_chunks(manifest, pairs_dir, trainer.chunk_pairs(params))
+    done = 0
+    for _ in range(progress.next_chunk):
+        done += next(chunks).pairs
+    bar = tqdm(total=total, initial=done, unit="pair", unit_scale=True, desc="train", smoothing=0.05,
+               mininterval=1.0, dynamic_ncols=True)
+    with Interrupt() as interrupt, bar:
+        for index, chunk in enumerate(chunks, start=progress.next_chunk):
+            if chunk.path != shard_path:
+                shard_path, shard = chunk.path, read_pair_shard(chunk.path)
+            center = shard[0][chunk.start:chunk.start + chunk.pairs]
+            context = shard[1][chunk.start:chunk.start + chunk.pairs]
+            started = time.perf_counter()
+            loss = trainer.train_chunk(center, context, chunk.first_pair, chunk_seeds(params.seed, chunk,
+                                                                                       trainer.lanes))
+            progress.train_seconds += time.perf_counter() - started
+            check_finite(loss, chunk, params.alpha)
+            progress.epoch_loss[chunk.epoch] += loss
+            progress.epoch_pairs[chunk.epoch] += chunk.pairs
+            progress.curve_loss += loss
+            progress.curve_pairs += chunk.pairs
+            progress.next_chunk = index + 1
+            end = chunk.first_pair + chunk.pairs
+            if progress.curve_pairs >= params.curve_every or chunk.epoch_end:
+                progress.curve.append([end, round(chunk.epoch + progress.epoch_pairs[chunk.epoch]
+                                                  / manifest.epochs[chunk.epoch].pairs, 6),
+                                       progress.curve_loss / progress.curve_pairs])
+                progress.curve_loss, progress.curve_pairs = 0.0, 0
+            bar.update(chunk.pairs)
+            words_per_second = words_per_pair * end / max(progress.train_seconds, 1e-9)
+            bar.set_postfix_str(f"epoch {chunk.epoch + 1}/{epochs}, loss "
+                                f"{progress.epoch_loss[chunk.epoch] / progress.epoch_pairs[chunk.epoch]:.4f}, "
+                                f"{words_per_second / 1e3:,.0f}k words/s", refresh=False)
+            if chunk.epoch_end:
+                log.info("epoch %d/%d: mean loss %.6f", chunk.epoch + 1, epochs,
+                         progress.epoch_loss[chunk.epoch] / progress.epoch_pairs[chunk.epoch])
+            due = time.monotonic() - last_checkpoint > 60 * params.checkpoint_minutes
+            last = end == total
+            if interrupt.signal is not None or (not last and (chunk.epoch_end or due)):
+                save_checkpoint(trainer, progress)
+                last_checkpoint = time.monotonic()
+            if interrupt.signal is not None:
+                raise Stopped(f"stopped after pair {end:,} of {total:,}")
+    return progress
+
+
+def train_metrics(progress: Progress, manifest: PairManifest, wall_seconds: float) -> dict:
+    words, pairs = manifest.total_words, manifest.total_pairs
+    epoch_loss = [s / max(n, 1) for s, n in zip(progress.epoch_loss, progress.epoch_pairs)]
+    return {
+        "loss": round(epoch_loss[-1], 6),
+        "epoch_loss": {f"epoch_{i + 1}": round(value, 6) for i, value in enumerate(epoch_loss)},
+        "pairs": pairs,
+        "words": words,
+        "train_seconds": round(progress.train_seconds, 3),
+        "wall_seconds": round(wall_seconds, 3),
+        "words_per_second": round(words / max(progress.train_seconds, 1e-9)),
+        "pairs_per_second": round(pairs / max(progress.train_seconds, 1e-9)),
+    }
+
+
+def write_loss_curve(handle, curve: list[list[float]]) -> None:
+    """The loss curve as tab-separated text: pairs done, epoch (fractional), mean loss since the last point."""
+    handle.write("pairs\tepoch\tloss\n")
+    for pairs, epoch, loss in curve:
+        handle.write(f"{int(pairs)}\t{epoch:.6f}\t{loss:.6f}\n")
+
+
+def fingerprint(params: TrainParams, lanes: int, device: str, manifest_sha256: str, vocab_size: int) -> str:
+    """What a checkpoint must match to be resumed: every param that changes the bytes, and the input."""
+    ignored = {"threads"} | ({"batch_size"} if device == "cpu" else {"sync_every"})
+    key = {k: v for k, v in params.result_dict().items() if k not in ignored}
+    key.update(lanes=lanes, device=device, pairs_manifest=manifest_sha256, vocab_size=vocab_size)
+    return json.dumps(key, sort_keys=True)
+
+
+def check_vocabulary(vocab_path: Path, vocab_size: int, manifest: PairManifest, negative: int) -> None:
+    """SGNS draws ``negative`` noise words other than the context: fewer than negative + 1 words cannot work."""
+    if vocab_size < negative + 1:
+        raise W2VError(f"{vocab_path}: only {vocab_size} word(s) in the vocabulary, fewer than train.negative + 1 = "
+                       f"{negative + 1}: lower vocab.min_count (or train.negative), or use a larger corpus")
+    if manifest.vocab_size != vocab_size:
+        raise W2VError(f"the pair shards were built for a vocabulary of {manifest.vocab_size} words, "
+                       f"{vocab_path} has {vocab_size}: rebuild the pairs")

@@ -1,0 +1,143 @@
+"""What the DVC stages share: where every file of the pipeline lives, which stage writes it, and the wrapper that
+turns a stage's ``main`` into a command (logging, clean-up of its own killed runs, one-line errors).
+
+The paths here are the one statement of the pipeline's file layout; ``dvc.yaml`` repeats them because DVC needs
+them, and ``tests/test_dvc_yaml.py`` checks that it does so faithfully.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+from w2v.errors import DamagedFileError, W2VError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+# Inputs shipped with the repository.
+SAMPLE = Path("data/sample/text8-head.txt.gz")
+BENCHMARKS = Path("data/benchmarks")
+
+# Each stage's outputs: cached directories under data/, and small files kept in git (cache: false).
+RAW = Path("data/raw")
+CORPUS = RAW / "corpus.txt"
+TOKENS = Path("data/tokens")
+TOKEN_FILE = TOKENS / "tokens.parquet"
+VOCAB = Path("data/vocab")
+VOCAB_TABLE = VOCAB / "vocab.parquet"
+CORPUS_IDS = VOCAB / "corpus_ids.arrow"
+PAIRS = Path("data/pairs")
+MODEL = Path("data/model")
+TOKENIZE_METRICS = Path("metrics/tokenize.json")
+VOCAB_METRICS = Path("metrics/vocab.json")
+PAIRS_METRICS = Path("metrics/pairs.json")
+TRAIN_METRICS = Path("metrics/train.json")
+TRAIN_CURVE = Path("plots/train_loss.tsv")
+RUN_RECORD = Path("runs/train.json")
+EVAL_METRICS = Path("metrics/eval.json")
+NEIGHBOURS = Path("metrics/neighbours.md")
+EMBEDDING_MAP = Path("plots/embedding_map.png")
+SIMILARITY_HEATMAP = Path("plots/similarity_heatmap.png")
+
+# Training checkpoints: outside DVC's outputs, which DVC deletes before it runs a stage.
+CHECKPOINTS = Path("checkpoints/train")
+
+# What each stage reads that another stage (or the repository) provides; DVC's data dependencies.
+INPUTS: dict[str, tuple[Path, ...]] = {
+    "download": (SAMPLE.parent,),  # and the file download.path names (a templated dependency in dvc.yaml)
+    "tokenize": (RAW,),
+    "vocab": (TOKENS,),
+    "pairs": (VOCAB,),
+    "train": (PAIRS, VOCAB),
+    "evaluate": (MODEL, BENCHMARKS),
+}
+OUTPUTS: dict[str, tuple[Path, ...]] = {
+    "download": (RAW,),
+    "tokenize": (TOKENS, TOKENIZE_METRICS),
+    "vocab": (VOCAB, VOCAB_METRICS),
+    "pairs": (PAIRS, PAIRS_METRICS),
+    "train": (MODEL, RUN_RECORD, TRAIN_METRICS, TRAIN_CURVE),
+    "evaluate": (EVAL_METRICS, NEIGHBOURS, EMBEDDING_MAP, SIMILARITY_HEATMAP),
+}
+SCRATCH: dict[str, tuple[Path, ...]] = {"train": (CHECKPOINTS,)}
+
+
+def producer(path: Path | str) -> str | None:
+    """The stage that writes ``path`` (or the output directory that holds it); an absolute path is matched by
+    its tail (``/tmp/x/data/vocab/vocab.parquet`` is the vocab stage's)."""
+    parts = Path(path).parts
+    for start in range(len(parts)):
+        tail = Path(*parts[start:])
+        for stage, outputs in OUTPUTS.items():
+            if any(tail == output or output in tail.parents for output in outputs):
+                return stage
+    return None
+
+
+def rebuild_hint(path: Path | str) -> str:
+    """How to rebuild a file some stage wrote, e.g. "rebuild it with `dvc repro --force vocab`"."""
+    stage = producer(path)
+    return f"rebuild it with `dvc repro --force {stage}`" if stage else "rebuild it with `dvc repro --force`"
+
+
+def require(*paths: Path) -> None:
+    """Stop with one line if an input another stage writes is missing."""
+    for path in paths:
+        if not path.exists():
+            stage = producer(path)
+            raise W2VError(f"{path}: not found; run the {stage} stage first (dvc repro {stage})")
+
+
+def stage_params(section: str):
+    """The stage's own section of params.yaml, after validating the whole file."""
+    from w2v.params import load_params
+
+    return load_params()[section]
+
+
+def setup_logging(verbose: bool = False) -> None:
+    level = logging.DEBUG if verbose or os.environ.get("W2V_DEBUG") else logging.INFO
+    logging.basicConfig(level=level, format="%(name)s: %(message)s", stream=sys.stderr, force=True)
+
+
+def one_line_errors(log: logging.Logger, main: Callable[[], None]) -> None:
+    """Run ``main``: a W2VError exits 2 with its message (and, for a damaged file, how to rebuild it), Ctrl-C
+    exits 130. Set W2V_DEBUG=1 to see the traceback behind an error."""
+    try:
+        main()
+    except DamagedFileError as exc:
+        log.debug("traceback", exc_info=True)
+        log.error("error: %s; %s", exc, rebuild_hint(exc.path))
+        sys.exit(EXIT_USER_ERROR)
+    except W2VError as exc:
+        log.debug("traceback", exc_info=True)
+        log.error("error: %s", exc)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        log.error("interrupted: no output was written (partial files are removed); re-run to start again")
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def stage(main: Callable[[], None]) -> Callable[[], None]:
+    """Make a stage's ``main`` a command: logging, removal of what killed runs of *this* stage left behind
+    (SIGKILL skips every clean-up, and DVC may restore the outputs from its run cache without running us), then
+    :func:`one_line_errors`."""
+    spec = main.__globals__.get("__spec__")  # run as `python -m stages.vocab`, __module__ is "__main__"
+    name = (spec.name if spec else main.__module__).rsplit(".", 1)[-1]
+    log = logging.getLogger(f"w2v.{name}")
+
+    @functools.wraps(main)
+    def run() -> None:
+        from w2v.fsio import remove_stale_temporaries
+
+        setup_logging()
+        for temporary in remove_stale_temporaries(OUTPUTS[name] + SCRATCH.get(name, ())):
+            log.info("removed %s, left by a killed run", temporary)
+        one_line_errors(log, main)
+
+    return run
