@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 # The exact versions behind the committed results (ranges live in pyproject.toml).
 INSTALL = $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: run test bench repro-check lock clean-venv
+.PHONY: run test bench repro-check lock dvc-deps clean-venv
 
 # The venv is rebuilt whenever the ranges or the pinned versions change.
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -14,8 +14,10 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 ## run: set up .venv and run the whole DVC pipeline on the embedded corpus
+# `w2v check` first: a dvc.lock left empty by a killed dvc gets its fix named instead of a schema error.
 # The stages' cmd is `python -m stages.NAME`: the venv's python must come first on PATH.
 run: $(BIN)/.installed
+	$(BIN)/w2v check
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 ## test: set up .venv and run the test suite
@@ -39,6 +41,10 @@ bench: $(BIN)/.installed
 lock: $(BIN)/.installed
 	{ sed -n '1,3p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
+
+## dvc-deps: rewrite each stage's code dependencies in dvc.yaml from the modules its command imports
+dvc-deps: $(BIN)/.installed
+	$(BIN)/python -c "from tests.test_dvc_yaml import write_code_dependencies; write_code_dependencies()"
 
 clean-venv:
 	rm -rf $(VENV)

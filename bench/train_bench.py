@@ -1,6 +1,6 @@
 """Training speed and quality, ours against gensim, side by side in one run.
 
-    python bench/train_bench.py [--threads 2] [--mode deterministic|hogwild] [--device cpu|cuda]
+    python bench/train_bench.py [--threads 2] [--mode deterministic|hogwild] [--device cpu|cuda] [--against REV]
 
 Needs the pairs stage's output for the default params (`dvc repro pairs`): the embedded 1.17M-word sample,
 skip-gram, dim 100, window 5, negative 5, sample 1e-3, min_count 5, 5 epochs. Both systems get the same
@@ -11,6 +11,9 @@ tokens (data/tokens, as rows of at most 10,000 words) and the same thread count.
   training time as the stage measures it, compile cache warm), plus the pairs stage's time for the same
   epochs, because gensim subsamples and windows inside its training loop.
 
+``--against REV`` times the train stage of another git revision (checked out in a scratch worktree) in the
+same alternating rounds, for a before/after of our own code.
+
 words/s = raw corpus words × epochs / wall time, for both. Quality of both, by gensim's own evaluators on
 the exported vectors: `evaluate_word_analogies` (questions-words, restrict_vocab=30000) and
 `evaluate_word_pairs` (WordSim-353, SimLex-999). Run it on an idle machine: a busy core halves the figures.
@@ -19,8 +22,10 @@ the exported vectors: `evaluate_word_analogies` (questions-words, restrict_vocab
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -58,7 +63,8 @@ def run_gensim(threads: int, epochs: int) -> dict:
     return {"seconds": seconds, "words_per_second": words * epochs / seconds, **quality(model.wv)}
 
 
-def run_ours(threads: int, mode: str, device: str, words: int) -> dict:
+def run_ours(threads: int, mode: str, device: str, words: int, code: Path = ROOT) -> dict:
+    """The train stage of the checkout at ``code`` (default: this one) on this workspace's pair shards."""
     from gensim.models import KeyedVectors
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -71,7 +77,7 @@ def run_ours(threads: int, mode: str, device: str, words: int) -> dict:
         for name in ("pairs", "vocab"):
             (scratch / "data" / name).symlink_to(ROOT / "data" / name)
         (scratch / "params.yaml").write_text(yaml.safe_dump(params))
-        env = {"PYTHONPATH": str(ROOT), "PATH": str(Path(sys.executable).parent)}
+        env = {"PYTHONPATH": f"{code}{os.pathsep}{code / 'src'}", "PATH": str(Path(sys.executable).parent)}
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "stages.train"], cwd=scratch, env=env, check=True,
                        stderr=subprocess.DEVNULL)
@@ -95,6 +101,17 @@ def run_ours(threads: int, mode: str, device: str, words: int) -> dict:
             "process_seconds": process_seconds, "loss": metrics["loss"], **quality(vectors)}
 
 
+@contextlib.contextmanager
+def worktree(rev: str):
+    """A scratch checkout of ``rev`` (its code only; the data stays this workspace's)."""
+    path = Path(tempfile.mkdtemp(prefix="bench-worktree-"))
+    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(path), rev], cwd=ROOT, check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=True)
+
+
 def median_run(runs: list[dict]) -> dict:
     return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
 
@@ -105,6 +122,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("deterministic", "hogwild"), default="deterministic")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--skip-gensim", action="store_true", help="ours only (e.g. on a GPU machine)")
+    parser.add_argument("--against", metavar="REV", help="also time the train stage of this git revision")
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternate gensim and ours this many times; report the median of each (this "
                              "2-core VM's timings vary by ±25%% from minute to minute)")
@@ -114,13 +132,21 @@ def main() -> None:
     epochs = len(json.loads((ROOT / "data/pairs/manifest.json").read_text())["epochs"])
     print(f"corpus: {words:,} raw words x {epochs} epochs; {args.threads} threads")
 
-    ours_runs, reference_runs = [], []
-    for _ in range(args.rounds):
-        if not args.skip_gensim:
-            reference_runs.append(run_gensim(args.threads, epochs))
-        ours_runs.append(run_ours(args.threads, args.mode, args.device, words))
+    ours_runs, reference_runs, before_runs = [], [], []
+    with contextlib.ExitStack() as stack:
+        before_code = stack.enter_context(worktree(args.against)) if args.against else None
+        for _ in range(args.rounds):
+            if not args.skip_gensim:
+                reference_runs.append(run_gensim(args.threads, epochs))
+            if before_code:
+                before_runs.append(run_ours(args.threads, args.mode, args.device, words, before_code))
+            ours_runs.append(run_ours(args.threads, args.mode, args.device, words))
     ours = median_run(ours_runs)
     rows = [(f"ours ({args.device}, {args.mode})", ours)]
+    if before_runs:
+        rows.insert(0, (f"ours at {args.against}", median_run(before_runs)))
+        ratios = sorted(o["words_per_second"] / b["words_per_second"] for o, b in zip(ours_runs, before_runs))
+        print(f"per-round ratios ours/{args.against}: " + ", ".join(f"{x:.2f}" for x in ratios))
     if not args.skip_gensim:
         import gensim
 
@@ -135,6 +161,9 @@ def main() -> None:
               f"{r['wordsim353']:7.4f} {r['simlex999']:7.4f}")
     print(f"ours: final loss {ours['loss']:.4f}; pairs stage {ours['pairs_seconds']:.2f} s, so train + pairs "
           f"{ours['with_pairs_words_per_second'] / 1e6:.3f}M words/s; stage process {ours['process_seconds']:.1f} s")
+    if before_runs:
+        before = median_run(before_runs)
+        print(f"ratio ours/{args.against}: {ours['words_per_second'] / before['words_per_second']:.2f}x training")
     if not args.skip_gensim:
         print(f"ratio ours/gensim: {ours['words_per_second'] / reference['words_per_second']:.2f}x training, "
               f"{ours['with_pairs_words_per_second'] / reference['words_per_second']:.2f}x with the pairs stage; "

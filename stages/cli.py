@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     analogy.add_argument("-n", "--topn", type=int, default=5, help="how many answers (default: %(default)s)")
     analogy.add_argument("--method", choices=("3cosadd", "3cosmul"), default="3cosadd",
                          help="3CosAdd (b - a + c) or 3CosMul (Levy & Goldberg); default: %(default)s")
+    commands.add_parser(
+        "check", help="check params.yaml and DVC's lock files before a run (make run does this first)",
+        description="Validate params.yaml, and check that dvc.lock and DVC's run lock are intact: a dvc process "
+                    "killed while writing one leaves it empty or cut off, and every dvc command then fails. "
+                    "Prints each problem with its fix; exit 2 if there is one.")
     check = commands.add_parser(
         "repro-check", help="run the pipeline twice from clean copies and compare every output's hash",
         description="Copy the project's git-tracked files twice into a temporary directory, run `dvc repro "
@@ -99,9 +104,23 @@ def run_query(args: argparse.Namespace) -> str:
     return "\n".join(f"{word:20} {score:.4f}" for word, score in results)
 
 
+def check_project() -> None:
+    from w2v.params import load_params
+
+    load_params()
+    problems = pipeline.project_problems()
+    for problem in problems[1:]:
+        log.error("error: %s", problem)
+    if problems:
+        raise W2VError(problems[0])
+    log.info("params.yaml, %s and DVC's run lock are fine", pipeline.DVC_LOCK)
+
+
 def run(args: argparse.Namespace) -> None:
     if args.command == "params":
         sys.stdout.write(params_table(args.markdown) + "\n")
+    elif args.command == "check":
+        check_project()
     elif args.command == "repro-check":
         from stages.reprocheck import repro_check
 

@@ -40,12 +40,16 @@ TRAIN_METRICS = Path("metrics/train.json")
 TRAIN_CURVE = Path("plots/train_loss.tsv")
 RUN_RECORD = Path("runs/train.json")
 EVAL_METRICS = Path("metrics/eval.json")
+EVAL_DETAILS = Path("metrics/eval_details.json")
 NEIGHBOURS = Path("metrics/neighbours.md")
 EMBEDDING_MAP = Path("plots/embedding_map.png")
 SIMILARITY_HEATMAP = Path("plots/similarity_heatmap.png")
 
 # Training checkpoints: outside DVC's outputs, which DVC deletes before it runs a stage.
 CHECKPOINTS = Path("checkpoints/train")
+# DVC's own state, which a dvc process killed at the wrong moment leaves half-written.
+DVC_LOCK = Path("dvc.lock")
+DVC_RWLOCK = Path(".dvc/tmp/rwlock")
 
 # What each stage reads that another stage (or the repository) provides; DVC's data dependencies.
 INPUTS: dict[str, tuple[Path, ...]] = {
@@ -62,7 +66,7 @@ OUTPUTS: dict[str, tuple[Path, ...]] = {
     "vocab": (VOCAB, VOCAB_METRICS),
     "pairs": (PAIRS, PAIRS_METRICS),
     "train": (MODEL, RUN_RECORD, TRAIN_METRICS, TRAIN_CURVE),
-    "evaluate": (EVAL_METRICS, NEIGHBOURS, EMBEDDING_MAP, SIMILARITY_HEATMAP),
+    "evaluate": (EVAL_METRICS, EVAL_DETAILS, NEIGHBOURS, EMBEDDING_MAP, SIMILARITY_HEATMAP),
 }
 SCRATCH: dict[str, tuple[Path, ...]] = {"train": (CHECKPOINTS,)}
 
@@ -91,6 +95,34 @@ def require(*paths: Path) -> None:
         if not path.exists():
             stage = producer(path)
             raise W2VError(f"{path}: not found; run the {stage} stage first (dvc repro {stage})")
+
+
+def project_problems() -> list[str]:
+    """What stops DVC before any stage runs, each with its fix: DVC rewrites dvc.lock and its run lock in place,
+    so a dvc process killed while writing one (SIGKILL, power loss) leaves it empty or cut off, and every later
+    dvc command then fails with a schema or JSON error."""
+    import json
+
+    import yaml
+
+    problems = []
+    if DVC_LOCK.is_file():
+        text = DVC_LOCK.read_text(encoding="utf-8", errors="replace")
+        try:
+            lock = yaml.safe_load(text)
+        except yaml.YAMLError:
+            lock = None
+        if not (isinstance(lock, dict) and "schema" in lock and isinstance(lock.get("stages"), dict)):
+            what = "empty (0 bytes)" if not text else "cut off"
+            problems.append(f"{DVC_LOCK} is {what}: a dvc process was killed while writing it; restore the committed "
+                            f"one with `git checkout {DVC_LOCK}`, and `dvc repro` then redoes what changed since")
+    if DVC_RWLOCK.is_file():
+        try:
+            json.loads(DVC_RWLOCK.read_text(encoding="utf-8", errors="replace"))
+        except ValueError:
+            problems.append(f"{DVC_RWLOCK} is cut off: a dvc process was killed while writing it; when no dvc "
+                            f"command is running, remove it with `rm {DVC_RWLOCK}`")
+    return problems
 
 
 def stage_params(section: str):

@@ -6,9 +6,9 @@ every ``train.checkpoint_minutes`` and on Ctrl-C in ``checkpoints/train`` (outsi
 deletes before a run), and removed once the model is written; a re-run resumes from it to the same bytes.
 
 Outputs: ``data/model/`` (``vectors.npy``, ``words.txt``, ``vectors.txt``, ``vectors.bin``, ``metadata.json``
-with the params, seeds and software the bytes depend on), ``metrics/train.json``, the loss curve
-``plots/train_loss.tsv`` and ``runs/train.json`` (machine, start time, durations, resume points: what differs
-between two otherwise identical runs).
+with the params, seeds, per-epoch losses and software the bytes depend on), ``metrics/train.json`` (final loss,
+words/s), the loss curve ``plots/train_loss.tsv`` and ``runs/train.json`` (machine, code target, start time,
+durations, resume points: what differs between two otherwise identical runs).
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ import numpy as np
 
 from stages import pipeline
 from w2v import checkpoint, runinfo
-from w2v.arrow_io import read_vocab
+from w2v.arrow_io import read_vocab, tokenize_rules
 from w2v.embeddings import save_model
-from w2v.frequencies import noise_distribution
 from w2v.fsio import atomic_dir, atomic_file, sha256_file, write_json
-from w2v.sgns import Schedule, alias_table, init_vectors
+from w2v.sgns import Schedule, alias_table, init_vectors, noise_distribution
 from w2v.shards import MANIFEST, PairManifest
 from w2v.training import (
     Progress,
@@ -86,13 +85,18 @@ def main() -> None:
                 "seeds": {"train.seed": params.seed, "pairs.seed": manifest.params["seed"]},
                 "vocab_size": len(counts), "pairs": metrics["pairs"], "words": metrics["words"],
                 "loss": metrics["loss"], "epoch_loss": metrics["epoch_loss"],
-                "software": runinfo.software(device)}
+                "software": runinfo.software(device),
+                # How the corpus was put into words, so that queries can be put into the same form.
+                "tokenize": tokenize_rules(pipeline.VOCAB_TABLE)}
     run_record.update(device=device, lanes=trainer.lanes, resumed_from_chunks=progress.resumed_from,
-                      **{k: metrics[k] for k in ("train_seconds", "wall_seconds", "words_per_second")})
+                      **{k: metrics[k] for k in ("train_seconds", "wall_seconds", "words_per_second",
+                                                 "pairs_per_second")})
     with atomic_dir(pipeline.MODEL) as tmp:
         save_model(tmp, vocab.column("word").to_pylist(), syn0)
         write_json(tmp / "metadata.json", metadata)
-    write_json(pipeline.TRAIN_METRICS, metrics)
+    # The two figures a user compares between runs (`dvc metrics show`); the rest is in the metadata and the run
+    # record.
+    write_json(pipeline.TRAIN_METRICS, {k: metrics[k] for k in ("loss", "words_per_second")})
     write_json(pipeline.RUN_RECORD, run_record)
     with atomic_file(pipeline.TRAIN_CURVE, "w", encoding="utf-8") as handle:
         write_loss_curve(handle, progress.curve)

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import logging
 
-import pyarrow.parquet as pq
-
 from stages import pipeline
-from w2v.arrow_io import write_id_file
+from w2v.arrow_io import tokenize_rules, write_id_file, write_vocab
 from w2v.fsio import atomic_dir, write_json
 from w2v.vocab import build_vocab, count_words, encode_batches, vocab_stats
 
@@ -31,7 +29,7 @@ def main() -> None:
     counts = count_words(pipeline.TOKEN_FILE)
     vocab = build_vocab(counts, params.min_count, params.max_vocab_size)
     with atomic_dir(pipeline.VOCAB) as tmp:
-        pq.write_table(vocab, tmp / pipeline.VOCAB_TABLE.name, compression="zstd")
+        write_vocab(tmp / pipeline.VOCAB_TABLE.name, vocab, rules=tokenize_rules(pipeline.TOKEN_FILE))
         encoded = encode_batches(pipeline.TOKEN_FILE, vocab.column("word").combine_chunks())
         documents, kept_tokens = write_id_file(tmp / pipeline.CORPUS_IDS.name, encoded)
     stats = vocab_stats(counts, vocab, documents, kept_tokens)

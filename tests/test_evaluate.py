@@ -16,9 +16,8 @@ from tests.conftest import ROOT
 from w2v.cpu_trainer import CpuTrainer
 from w2v.embeddings import Embeddings, UnknownWord, save_model
 from w2v.evaluation import BenchmarkError, evaluate_word_analogies, evaluate_word_pairs
-from w2v.frequencies import noise_distribution
 from w2v.pairs import shuffle_pairs, window_pairs
-from w2v.sgns import Schedule, alias_table, init_vectors
+from w2v.sgns import Schedule, alias_table, init_vectors, noise_distribution
 
 BENCH = ROOT / "data/benchmarks"
 gensim_models = pytest.importorskip("gensim.models")
@@ -164,9 +163,12 @@ def test_stage_writes_metrics_report_and_pictures(trained, tmp_path, monkeypatch
     (tmp_path / "data/model").symlink_to(model)
     (tmp_path / "data/benchmarks").symlink_to(BENCH)
     evaluate_stage.main()
-    metrics = json.loads((tmp_path / "metrics/eval.json").read_text())
-    assert set(metrics) == {"wordsim353", "simlex999", "analogy"}
+    headline = json.loads((tmp_path / "metrics/eval.json").read_text())
+    metrics = json.loads((tmp_path / "metrics/eval_details.json").read_text())
+    assert set(metrics) == set(headline) == {"wordsim353", "simlex999", "analogy"}
     assert metrics["analogy"]["restrict_vocab"] == 30000 and 0 < metrics["analogy"]["3cosadd"]["accuracy"] < 1
+    assert headline == {"analogy": metrics["analogy"]["3cosadd"]["accuracy"],
+                        "wordsim353": metrics["wordsim353"]["spearman"], "simlex999": metrics["simlex999"]["spearman"]}
     report = (tmp_path / "metrics/neighbours.md").read_text()
     assert "**king**:" in report and "Not in the vocabulary: zzzz" in report
     for png in ("plots/embedding_map.png", "plots/similarity_heatmap.png"):
@@ -185,7 +187,7 @@ def test_stage_counts_malformed_benchmark_lines_and_names_a_missing_file(trained
     lines = questions.read_text().splitlines(keepends=True)
     questions.write_text("".join(lines[:3] + ["athens greece\n", "one two three four five\n"] + lines[3:]))
     evaluate_stage.main()
-    metrics = json.loads((tmp_path / "metrics/eval.json").read_text())
+    metrics = json.loads((tmp_path / "metrics/eval_details.json").read_text())
     assert metrics["analogy"]["malformed_lines"] == 2 and metrics["analogy"]["questions"] == 19544
     assert "questions-words.txt: 2 malformed line(s) skipped" in capsys.readouterr().err
 
@@ -211,3 +213,16 @@ def test_cli_queries_and_errors(trained):
     assert "Traceback" not in unknown.stderr
     missing = w2v("similar", "king", "--model", "/nonexistent")
     assert missing.returncode == 2 and "vectors.npy: not found" in missing.stderr
+
+
+def test_queries_take_the_form_of_the_corpus(trained, tmp_path):
+    """A model trained on lower-cased text answers `King` as `king`; a model with no such record does not guess."""
+    model = tmp_path / "model"
+    shutil.copytree(trained[0], model)
+    (model / "metadata.json").write_text(json.dumps({"tokenize": {"lowercase": True, "normalize": "NFKC"}}))
+    emb = Embeddings.load(model)
+    assert emb.most_similar("KING", topn=3) == emb.most_similar("king", topn=3) and "Ｋｉｎｇ" in emb
+    out = w2v("similar", "King", "-n", "2", "--model", str(model))
+    assert out.returncode == 0 and len(out.stdout.splitlines()) == 2
+    with pytest.raises(UnknownWord, match="did you mean king"):
+        Embeddings.load(trained[0]).most_similar("King")

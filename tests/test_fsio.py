@@ -82,3 +82,35 @@ def test_atomic_file(tmp_path):
             raise ValueError
     assert target.read_text() == "{}"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        with atomic_file(tmp_path / "metrics.json") as handle:
+            handle.write("{}")
+        with atomic_dir(tmp_path / "out") as tmp:
+            (tmp / "a").write_text("x")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_killed_writer_nobody_reaped_and_a_reused_pid_do_not_count_as_alive(tmp_path):
+    from w2v.fsio import _writer_token
+
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    while open(f"/proc/{zombie.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+        pass  # exited, not yet reaped: os.kill(pid, 0) would still succeed
+    try:
+        temporaries = [tmp_path / f".a.tmp-{_writer_token(zombie.pid)}-x",  # its writer is a zombie
+                       tmp_path / f".b.tmp-{os.getpid()}.1-y",  # our pid, but another process's start time
+                       tmp_path / f".c.tmp-{_writer_token(os.getpid())}-z"]  # really ours
+        for path in temporaries:
+            path.mkdir()
+        removed = remove_stale_temporaries([tmp_path / "a", tmp_path / "b", tmp_path / "c"])
+    finally:
+        zombie.wait()
+    assert sorted(removed) == temporaries[:2] and temporaries[2].exists()

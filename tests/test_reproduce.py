@@ -35,7 +35,7 @@ def test_fresh_clone_compares_a_param_change_with_the_committed_baseline(baselin
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(baseline), str(clone))
     shown = dvc(clone, "metrics", "show")  # straight from git: nothing pulled, nothing run
-    assert "analogy.3cosadd.accuracy" in shown and "wordsim353.spearman" in shown
+    assert "analogy" in shown and "wordsim353" in shown and "words_per_second" in shown
 
     set_param(clone, "train", "negative", 3)
     assert ran(dvc(clone, "repro"))[-2:] == ["train", "evaluate"]
@@ -43,7 +43,7 @@ def test_fresh_clone_compares_a_param_change_with_the_committed_baseline(baselin
     assert re.search(r"train\.negative\s+5\s+3", params_diff)
     metrics_diff = dvc(clone, "metrics", "diff")
     assert re.search(r"metrics/train\.json\s+loss\s+[\d.]+\s+[\d.]+\s+-?[\d.]+", metrics_diff)
-    assert "analogy.3cosadd.accuracy" in metrics_diff
+    assert re.search(r"metrics/eval\.json\s+analogy\s", metrics_diff)
 
     # The loss curves of HEAD and the workspace on one offline page, with the evaluation pictures.
     dvc(clone, "plots", "diff", "-o", "plots-page")
@@ -85,7 +85,7 @@ def test_repro_check_reports_a_difference(tmp_path):
         (tmp_path / run / "dvc.lock").write_text(
             "schema: '2.0'\nstages:\n  train:\n    outs:\n    - path: data/model\n      md5: " + model_md5 +
             "\n    - path: metrics/train.json\n      md5: x\n")
-        (tmp_path / run / "metrics/train.json").write_text(json.dumps({"loss": 2.5, "train_seconds": len(run)}))
+        (tmp_path / run / "metrics/train.json").write_text(json.dumps({"loss": 2.5, "words_per_second": len(run)}))
     rows, differ = reprocheck.compare(tmp_path / "run-1", tmp_path / "run-2", {"data/model": "aaa.dir"})
     assert differ == 1
     assert rows[0][:3] == ["data/model", "NO", "yes"] and rows[1][:2] == ["metrics/train.json", "yes"]
@@ -103,11 +103,11 @@ def test_experiments_and_a_queued_sweep_show_side_by_side(baseline):
     assert status.count("Success") == 2, status
 
     table = dvc(baseline, "exp", "show", "--md", "--drop", ".*", "--keep",
-                r"Experiment|train\.dim|train\.negative|analogy\.3cosadd\.accuracy")
+                r"Experiment|train\.dim|train\.negative|^analogy$")
     rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in table.splitlines()
             if line.startswith("|") and "---" not in line]
     header = rows[0]
-    assert {"train.dim", "train.negative", "analogy.3cosadd.accuracy"} <= set(header)
+    assert {"train.dim", "train.negative", "analogy"} <= set(header)
     experiments = {row[0].split("[")[-1].rstrip("]"): dict(zip(header, row)) for row in rows[1:]
                    if "[" in row[0]}
     assert len(experiments) == 3
@@ -115,5 +115,5 @@ def test_experiments_and_a_queued_sweep_show_side_by_side(baseline):
     settings = sorted((e["train.dim"], e["train.negative"]) for e in experiments.values())
     assert settings == [("24", "10"), ("24", "5"), ("24", "5")]
     # The queued run of the same params as the first experiment got the same scores: runs are deterministic.
-    same = [e["analogy.3cosadd.accuracy"] for e in experiments.values() if e["train.negative"] == "5"]
+    same = [e["analogy"] for e in experiments.values() if e["train.negative"] == "5"]
     assert same[0] == same[1]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from w2v.arrow_io import iter_token_batches
+from w2v.arrow_io import iter_token_batches, tokenize_rules
 from w2v.errors import W2VError
 from w2v.params import TokenizeParams
 from w2v.tokenize import TokenRules, tokenize_block, tokenize_file
@@ -130,3 +130,12 @@ def test_100mb_single_line_in_bounded_memory(tmp_path):
     # Observed 314-661 MiB across runs (the highest with another job competing for the 2 cores); loading the
     # line whole would take several GiB of token objects.
     assert peak_mib < 800, f"peak RSS {peak_mib:.0f} MiB for a {size / 1e6:.0f} MB line"
+
+
+def test_the_token_file_records_its_rules(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("Ein Beispiel\n", encoding="utf-8")
+    params = TokenizeParams(lowercase=False, normalize="NFC")
+    tokenize_file(corpus, tmp_path / "tokens.parquet", params)
+    assert tokenize_rules(tmp_path / "tokens.parquet") == {"lowercase": False, "normalize": "NFC",
+                                                           "token_pattern": params.token_pattern}

@@ -18,12 +18,12 @@ from w2v import training
 from w2v.cpu_trainer import CpuTrainer
 from w2v.embeddings import save_model
 from w2v.errors import W2VError
-from w2v.frequencies import noise_distribution
 from w2v.params import ParamError, TrainParams
-from w2v.sgns import Schedule, alias_table, init_vectors
+from w2v.sgns import Schedule, alias_table, init_vectors, noise_distribution
 from w2v.torch_trainer import TorchTrainer
 
 SEEDS = np.array([11, 22, 33, 44], dtype=np.uint64)
+RULES = {"lowercase": True, "normalize": "NFKC", "token_pattern": "[\\p{L}]+"}
 
 
 def single_noise_word(vocab: int, word: int) -> tuple[np.ndarray, np.ndarray]:
@@ -149,13 +149,14 @@ def test_one_lane_hogwild_is_sequential_sgd():
 
 def make_inputs(root, epochs: int = 2, vocab: int = 60, pairs_per_epoch: int = 50_000, shard: int = 30_000):
     """data/vocab/vocab.parquet and data/pairs (manifest + shards) as the earlier stages write them."""
+    from w2v.arrow_io import write_vocab
     from w2v.shards import EpochInfo, PairManifest, ShardInfo, write_pair_shard
 
     rng = np.random.default_rng(0)
     (root / "data/vocab").mkdir(parents=True)
     counts = np.sort(rng.integers(5, 500, vocab))[::-1]
-    pq.write_table(pa.table({"word": [f"w{i}" for i in range(vocab)], "count": counts,
-                             "frequency": counts / counts.sum()}), root / "data/vocab/vocab.parquet")
+    table = pa.table({"word": [f"w{i}" for i in range(vocab)], "count": counts, "frequency": counts / counts.sum()})
+    write_vocab(root / "data/vocab/vocab.parquet", table, rules=RULES)
     pairs_dir, epoch_infos = root / "data/pairs", []
     for epoch in range(epochs):
         center, context = planted_pairs(rng, pairs_per_epoch, vocab // 2)
@@ -213,9 +214,11 @@ def test_stage_writes_model_metrics_curve_and_metadata(project):
     root, _ = project
     run_stage()
     metrics = json.loads((root / "metrics/train.json").read_text())
-    assert metrics["pairs"] == 100_000 and set(metrics["epoch_loss"]) == {"epoch_1", "epoch_2"}
-    assert metrics["epoch_loss"]["epoch_2"] < metrics["epoch_loss"]["epoch_1"]
-    assert metrics["loss"] == metrics["epoch_loss"]["epoch_2"] and metrics["words_per_second"] > 0
+    metadata = json.loads((root / "data/model/metadata.json").read_text())
+    assert set(metrics) == {"loss", "words_per_second"} and metrics["words_per_second"] > 0
+    assert metadata["pairs"] == 100_000 and set(metadata["epoch_loss"]) == {"epoch_1", "epoch_2"}
+    assert metadata["epoch_loss"]["epoch_2"] < metadata["epoch_loss"]["epoch_1"]
+    assert metrics["loss"] == metadata["loss"] == metadata["epoch_loss"]["epoch_2"]
     curve = (root / "plots/train_loss.tsv").read_text().splitlines()
     assert curve[0] == "pairs\tepoch\tloss" and curve[-1].startswith("100000\t2.000000\t")
     assert len(curve) - 1 == 6  # every 20k pairs (at 4k-pair chunk ends), plus each epoch's end
@@ -223,8 +226,11 @@ def test_stage_writes_model_metrics_curve_and_metadata(project):
     assert metadata["device"] == "cpu" and metadata["lanes"] == 2
     assert metadata["software"]["packages"]["numpy"] == np.__version__
     assert metadata["seeds"] == {"train.seed": 1, "pairs.seed": 1}
+    assert metadata["tokenize"] == RULES  # carried from the token file through the vocabulary
     run_record = json.loads((root / "runs/train.json").read_text())
-    assert run_record["host"]["cpu_count"] >= 1 and run_record["host"]["cpu_code_target"]
+    target = run_record["host"]["cpu_code_target"]
+    assert run_record["host"]["cpu_count"] >= 1 and target["name"] and "+" in target["features"]
+    assert run_record["words_per_second"] > 0 and run_record["train_seconds"] > 0
     assert run_record["resumed_from_chunks"] == []
     assert np.load(root / "data/model/vectors.npy").shape == (60, 16)
     assert not (root / "checkpoints/train").exists()

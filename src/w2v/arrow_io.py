@@ -8,11 +8,15 @@ Read in batches, so no step holds a whole corpus:
   words dropped. The list offsets are the document boundaries. Memory-mapped, so the ids and offsets reach
   numpy without a copy.
 * vocabulary table: Parquet, ``word``, ``count``, ``frequency``; row number = word id.
+
+The token file and the vocabulary table carry the tokenizer's rules (lower-casing, Unicode normal form, token
+pattern) in their schema metadata, so the model made from them can put a query into the same form.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -23,6 +27,8 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from w2v.errors import DamagedFileError
+
+RULES_KEY = b"w2v.tokenize"  # schema metadata: the tokenizer's rules, as JSON
 
 
 @contextlib.contextmanager
@@ -62,13 +68,25 @@ def drop_empty_rows(lists: pa.ListArray) -> pa.ListArray:
     return lists.filter(pc.greater(pc.list_value_length(lists), 0))
 
 
-def write_token_file(path: Path | str, batches: Iterable[pa.ListArray]) -> tuple[int, int]:
+def with_rules(schema: pa.Schema, rules: dict | None) -> pa.Schema:
+    return schema.with_metadata({RULES_KEY: json.dumps(rules, sort_keys=True)}) if rules else schema
+
+
+def tokenize_rules(path: Path | str) -> dict | None:
+    """The tokenizer's rules recorded in a token file or vocabulary table (None if it has none)."""
+    with reading(path):
+        metadata = pq.read_schema(path).metadata or {}
+    return json.loads(metadata[RULES_KEY]) if RULES_KEY in metadata else None
+
+
+def write_token_file(path: Path | str, batches: Iterable[pa.ListArray], rules: dict | None = None) -> tuple[int, int]:
     """Write token batches as Parquet row groups; return (rows, tokens)."""
     rows = tokens = 0
-    with pq.ParquetWriter(path, TOKENS_SCHEMA, compression="zstd") as writer:
+    schema = with_rules(TOKENS_SCHEMA, rules)
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
         for batch in batches:
             if len(batch):
-                writer.write_table(pa.Table.from_arrays([batch], schema=TOKENS_SCHEMA))
+                writer.write_table(pa.Table.from_arrays([batch], schema=schema))
                 rows += len(batch)
                 tokens += len(batch.values)
     return rows, tokens
@@ -113,6 +131,10 @@ def iter_id_batches(path: Path | str) -> Iterator[tuple[np.ndarray, np.ndarray]]
             offsets = lists.offsets.to_numpy(zero_copy_only=True)
             ids = lists.values.to_numpy(zero_copy_only=True)
             yield offsets - offsets[0], ids[offsets[0]:offsets[-1]]
+
+
+def write_vocab(path: Path | str, vocab: pa.Table, rules: dict | None = None) -> None:
+    pq.write_table(vocab.replace_schema_metadata(with_rules(vocab.schema, rules).metadata), path, compression="zstd")
 
 
 def read_vocab(path: Path | str, columns: list[str]) -> pa.Table:

@@ -14,20 +14,15 @@ chunk, lane), so a run resumed at a chunk boundary replays exactly the same draw
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
 from w2v.params import TrainParams, worker_count
+from w2v.portable_math import FASTMATH, dot, forget_stale_compilations, sigmoid_softplus
 from w2v.sgns import Schedule
 
 LCG_MUL = np.uint64(6364136223846793005)
 LCG_INC = np.uint64(1442695040888963407)
-# Full fastmath: reassociation lets the dot products and row updates use SIMD, and dropping the NaN/inf
-# checks measured another ~10% (bench/NOTES.md). The kernels never test for NaN themselves: a diverging run
-# still returns an inf/NaN loss (plain IEEE arithmetic), which the training loop checks after every chunk.
-FASTMATH = True
 
 
 @njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
@@ -68,14 +63,10 @@ def _train_lane(center, context, lo, hi, lanes, lane, syn0, syn1, accept, alias,
                     continue
                 label = np.float32(0.0)
             u = syn1[target]
-            f = np.float32(0.0)
-            for d in range(dim):
-                f += v[d] * u[d]
-            # One exp serves the gradient and the loss: σ(f) = 1/(1+e), -log σ(f) = log1p(e), -log σ(-f) = f + log1p(e).
-            # In float64 it only overflows past |f| = 709, long after training has diverged (and the NaN check fires).
-            e = math.exp(-f)
-            loss += math.log1p(e) + (1.0 - label) * f
-            g = (label - np.float32(1.0 / (1.0 + e))) * lr
+            # One exp serves the gradient and the loss: -log σ(f) = softplus(-f), -log σ(-f) = softplus(f).
+            sigma, softplus_f, softplus_minus_f = sigmoid_softplus(np.float64(dot(v, u)))
+            loss += softplus_minus_f if k == 0 else softplus_f
+            g = (label - np.float32(sigma)) * lr
             for d in range(dim):
                 grad[d] += g * u[d]
             for d in range(dim):
@@ -87,7 +78,7 @@ def _train_lane(center, context, lo, hi, lanes, lane, syn0, syn1, accept, alias,
     return loss
 
 
-@njit(parallel=True, nogil=True, error_model="numpy", cache=True)
+@njit(parallel=True, nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
 def train_chunk_hogwild(center, context, syn0, syn1, accept, alias, negative, alpha, alpha_step, min_alpha,
                         first_pair, seeds, grads):  # pragma: no cover - compiled
     """Lane t trains slice t of the chunk on the shared matrices (no locks). Returns per-lane losses."""
@@ -103,7 +94,7 @@ def train_chunk_hogwild(center, context, syn0, syn1, accept, alias, negative, al
     return losses
 
 
-@njit(parallel=True, nogil=True, error_model="numpy", cache=True)
+@njit(parallel=True, nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
 def train_chunk_deterministic(center, context, syn0, syn1, syn1_lanes, touched, accept, alias, negative, alpha,
                               alpha_step, min_alpha, first_pair, seeds, grads):  # pragma: no cover - compiled
     """Lane t trains the chunk's pairs whose center ≡ t (mod lanes) on its own copy of syn1; then the lanes'
@@ -182,3 +173,6 @@ class CpuTrainer:
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
         return self.syn0, self.syn1
+
+
+forget_stale_compilations(__name__)

@@ -12,6 +12,8 @@ Formats:
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from pathlib import Path
 from typing import Sequence
 
@@ -135,11 +137,16 @@ class Embeddings:
     Rows are in vocabulary order (most frequent first), so ``restrict_vocab=N`` means the N most frequent words.
     Scores follow gensim's formulas (float32, mean of unit vectors for 3CosAdd, Levy & Goldberg's shifted
     3CosMul), so both tools give the same answers on the same vectors.
+
+    ``query_form`` (``{"lowercase": bool, "normalize": "NFKC" | ... | "none"}``, read from a model directory's
+    metadata) is how the corpus was put into words: a query word not found as typed is looked up again in that
+    form, so ``King`` finds ``king`` in a lower-cased model.
     """
 
-    def __init__(self, words: list[str], vectors: np.ndarray) -> None:
+    def __init__(self, words: list[str], vectors: np.ndarray, query_form: dict | None = None) -> None:
         if len(words) != len(vectors):
             raise ValueError(f"{len(words)} words but {len(vectors)} vectors")
+        self.query_form = query_form
         self.words = list(words)
         self.vectors = np.asarray(vectors, dtype=np.float32)
         self.key_to_index = {word: i for i, word in enumerate(self.words)}
@@ -166,7 +173,13 @@ class Embeddings:
         if vectors.ndim != 2 or len(vectors) != len(words):
             raise DamagedFileError(directory, f"{VECTORS_NPY} holds {vectors.shape} vectors for {len(words)} words "
                                               f"in {WORDS_TXT}: the model is damaged")
-        return cls(words, vectors)
+        query_form = None
+        if (directory / METADATA_JSON).is_file():
+            try:
+                query_form = json.loads((directory / METADATA_JSON).read_text(encoding="utf-8")).get("tokenize")
+            except (ValueError, AttributeError) as exc:
+                raise DamagedFileError(directory / METADATA_JSON, f"cannot be read ({exc})") from None
+        return cls(words, vectors, query_form)
 
     @classmethod
     def load_word2vec_format(cls, path: Path | str, binary: bool | None = None,
@@ -198,13 +211,24 @@ class Embeddings:
         return len(self.words)
 
     def __contains__(self, word: str) -> bool:
-        return word in self.key_to_index
+        return self._find(word) is not None
+
+    def in_query_form(self, word: str) -> str:
+        """The word as the corpus would have been tokenised: normalised, lower-cased (per ``query_form``)."""
+        form = self.query_form or {}
+        if form.get("normalize", "none") != "none":
+            word = unicodedata.normalize(form["normalize"], word)
+        return word.lower() if form.get("lowercase") else word
+
+    def _find(self, word: str) -> int | None:
+        found = self.key_to_index.get(word)
+        return self.key_to_index.get(self.in_query_form(word)) if found is None and self.query_form else found
 
     def index(self, word: str) -> int:
-        try:
-            return self.key_to_index[word]
-        except KeyError:
-            raise UnknownWord(word, self.suggest(word)) from None
+        found = self._find(word)
+        if found is None:
+            raise UnknownWord(word, self.suggest(word))
+        return found
 
     def suggest(self, word: str, n: int = 3, search: int = 50_000) -> list[str]:
         """Close spellings among the ``search`` most frequent words (difflib ratio)."""

@@ -17,9 +17,3 @@ def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
         return np.ones_like(counts)
     frequency = counts / counts.sum()
     return np.minimum((np.sqrt(frequency / sample) + 1.0) * sample / frequency, 1.0)
-
-
-def noise_distribution(counts: np.ndarray, ns_exponent: float) -> np.ndarray:
-    """P(noise word = i) ∝ count_i^ns_exponent (float64, sums to 1)."""
-    weights = np.power(counts.astype(np.float64), ns_exponent)
-    return weights / weights.sum()

@@ -23,17 +23,45 @@ from typing import IO, Iterable, Iterator
 CHUNK = 1 << 20
 
 
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _process_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (Linux), or None where there is no /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].decode().split()
+    except (OSError, IndexError):
+        return None
+
+
+def _writer_token(pid: int) -> str:
+    """``PID.START``: the process id and its start time (Linux), so that a later process that gets the same id
+    (ids are reused) is not taken for the writer."""
+    fields = _process_stat(pid)
+    return f"{pid}.{fields[19]}" if fields else str(pid)
+
+
 def _temporary_prefix(target: Path) -> str:
-    return f".{target.name}.tmp-{os.getpid()}-"
+    return f".{target.name}.tmp-{_writer_token(os.getpid())}-"
 
 
 def _owner_alive(temporary: Path) -> bool:
+    """Whether the process that writes ``temporary`` still runs. A killed process that nobody has reaped yet
+    (a zombie, as after SIGKILL when its parent died too) does not count: it will never finish the file."""
     try:
-        pid = int(temporary.name.split(".tmp-", 1)[1].split("-", 1)[0])
+        pid_text, _, start = temporary.name.split(".tmp-", 1)[1].split("-", 1)[0].partition(".")
+        pid = int(pid_text)
     except (IndexError, ValueError):
         return False  # not one of ours, or from an older version: nobody writes it any more
+    fields = _process_stat(pid)
+    if fields is not None:
+        return fields[0] not in ("Z", "X") and (not start or fields[19] == start)
     try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+        os.kill(pid, 0)  # no /proc: signal 0 only asks whether the process exists
     except ProcessLookupError:
         return False
     except PermissionError:  # it exists, under another user
@@ -60,9 +88,7 @@ def atomic_dir(target: Path | str) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries([target])  # SIGKILL skips the cleanup below
     tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target), dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it owner-only; the output should get the usual permissions
+    tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it owner-only; outputs get the usual permissions
     try:
         yield tmp
         if target.exists():
@@ -79,6 +105,7 @@ def atomic_file(target: Path | str, mode: str = "w", **open_kwargs) -> Iterator[
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(target), dir=target.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it owner-only (0600), unlike a plain open()
     try:
         with open(tmp, mode, **open_kwargs) as handle:
             yield handle

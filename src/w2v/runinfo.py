@@ -3,11 +3,11 @@
 * :func:`software`: what the vectors' bytes depend on: Python and the versions of the libraries that compute
   them (and the CUDA version on a GPU). It belongs beside the vectors (the model's ``metadata.json``): two runs
   of the same params and software write byte-identical metadata, so the model's hash is the same.
-* :func:`host`: the machine and the clock: start time, platform, CPU model, cores, the CPU code target numba
-  compiled for, the GPU, every library version. It belongs in a run record kept apart from the model, on
-  which nothing downstream depends. The code target is there, not in the metadata, because different
-  targets often compute the same bytes (znver3 and haswell do; SSE2-only code does not), and a machine that
-  reproduces the vectors should reproduce the model's hash too.
+* :func:`host`: the machine and the clock: start time, platform, CPU model, cores, the code target numba
+  compiled the CPU kernel for (CPU name *and* feature string: the features, not the name, decide which
+  instructions it may use), the GPU, every library version. It belongs in a run record kept apart from the
+  model, on which nothing downstream depends. The CPU kernel gives the same bytes for every code target
+  (:mod:`w2v.portable_math`), so the target is a fact about the run, not about the result.
 """
 
 from __future__ import annotations
@@ -41,14 +41,15 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def cpu_code_target() -> str:
-    """The CPU numba generates the kernel for (e.g. ``znver3``, ``skylake-avx512``): with fastmath, another
-    SIMD width may sum in another order, so this is the first thing to compare when two machines disagree."""
-    if os.environ.get("NUMBA_CPU_NAME"):
-        return os.environ["NUMBA_CPU_NAME"]
+def cpu_code_target() -> dict:
+    """What numba generates the CPU kernel for: ``NUMBA_CPU_NAME`` and ``NUMBA_CPU_FEATURES`` where set, else
+    the host's (numba's own rule). On a GPU run nothing is compiled by numba, but the record is still useful."""
     import llvmlite.binding
+    from numba.core import config
+    from numba.core.codegen import get_host_cpu_features
 
-    return llvmlite.binding.get_host_cpu_name()
+    return {"name": config.CPU_NAME or llvmlite.binding.get_host_cpu_name(),
+            "features": config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()}
 
 
 def software(device: str) -> dict:

@@ -18,6 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from w2v.portable_math import exact_sum, power
+
+
+def noise_distribution(counts: np.ndarray, ns_exponent: float) -> np.ndarray:
+    """P(noise word = i) ∝ count_i^ns_exponent (float64, sums to 1), the same bits on every CPU."""
+    weights = power(counts, ns_exponent)
+    return weights / exact_sum(weights)
+
 
 def alias_table(prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Walker/Vose alias table of a distribution: draw bucket b uniformly, keep it with probability

@@ -162,7 +162,9 @@ def tokenize_file(in_path: Path, out_path: Path, params: TokenizeParams,
                 yield data, ends
         lines = tokenize_lines(read_with_progress(), rules, workers)
         try:
-            rows, tokens = write_token_file(out_path, split_rows(lines, params.max_sequence_length))
+            rows, tokens = write_token_file(out_path, split_rows(lines, params.max_sequence_length),
+                                            rules={"lowercase": params.lowercase, "normalize": params.normalize,
+                                                   "token_pattern": params.token_pattern})
         except pa.ArrowInvalid as exc:
             raise W2VError(f"{in_path}: {exc}") from None
     if tokens == 0:

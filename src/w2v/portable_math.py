@@ -1,0 +1,223 @@
+"""Floating-point arithmetic that gives the same bits on every CPU, for the compiled training kernels.
+
+A compiler may sum a dot product in whatever order the SIMD width of the machine suits (fastmath's
+*reassociation*), fuse a multiply and an add into one FMA instruction where the CPU has one (*contraction*),
+and call the C library's ``exp`` and ``log``, whose last bit differs between their SSE2, AVX2 and AVX-512
+builds. Each of these makes the trained vectors depend on the machine. Here:
+
+* :func:`dot` sums ``LANES`` fixed partial sums held in one explicit ``<16 x float>`` vector, then adds the
+  lanes in a fixed tree: LLVM splits the vector into 4, 2 or 1 registers (SSE2, AVX2, AVX-512) without
+  changing any lane's order of additions;
+* the kernels compile with :data:`FASTMATH` only (no reassociation, no contraction, no approximate
+  functions), so every other multiply and add is its own IEEE operation;
+* :func:`exp`, :func:`log1p_unit` and :func:`log` are polynomials in plain multiplies and adds, with powers of
+  two built from their bits, so no library function is called.
+
+Every step is an IEEE-754 operation in a fixed order, so x86-64 (any SIMD width) and arm64 give the same bits.
+``tests/test_portable_math.py`` compiles and runs the kernels for several code targets and compares the bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+# What the kernels may assume: no NaN, no infinity (a diverging run is caught from its returned loss). Nothing
+# that lets the compiler change the order or the rounding of an operation.
+FASTMATH = {"nnan", "ninf"}
+LANES = 16
+
+LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * LN2_HI is exact for |k| < 2**11
+LN2_LO = 1.90821492927058770002e-10
+INV_LN2 = 1.44269504088896338700e+00
+SQRT_HALF = 0.70710678118654752440
+EXP_LIMIT = 700.0  # exp is evaluated on [-700, 700]: far outside any score a converging run reaches
+
+
+@intrinsic
+def dot(typingctx, x, y):
+    """x·y of two contiguous float32 vectors of the same length, summed in ``LANES`` fixed partial sums."""
+    if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype == types.float32
+               for a in (x, y)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        xa = context.make_array(signature.args[0])(context, builder, args[0])
+        ya = context.make_array(signature.args[1])(context, builder, args[1])
+        n = builder.extract_value(xa.shape, 0)
+        f32, i64 = ir.FloatType(), ir.IntType(64)
+        vector = ir.VectorType(f32, LANES)
+        partial = cgutils.alloca_once_value(builder, ir.Constant(vector, [0.0] * LANES))
+        blocks = builder.udiv(n, ir.Constant(i64, LANES))
+        xv, yv = builder.bitcast(xa.data, vector.as_pointer()), builder.bitcast(ya.data, vector.as_pointer())
+        with cgutils.for_range(builder, blocks) as loop:
+            a = builder.load(builder.gep(xv, [loop.index]), align=4)
+            b = builder.load(builder.gep(yv, [loop.index]), align=4)
+            builder.store(builder.fadd(builder.load(partial), builder.fmul(a, b)), partial)
+        sums = builder.load(partial)
+        lane = [builder.extract_element(sums, ir.Constant(ir.IntType(32), k)) for k in range(LANES)]
+        while len(lane) > 1:  # (0+1) + (2+3), ...: a fixed tree
+            lane = [builder.fadd(lane[k], lane[k + 1]) for k in range(0, len(lane), 2)]
+        total = cgutils.alloca_once_value(builder, lane[0])
+        start = builder.mul(blocks, ir.Constant(i64, LANES))
+        with cgutils.for_range_slice(builder, start, n, ir.Constant(i64, 1)) as (index, _):
+            a = builder.load(builder.gep(xa.data, [index]))
+            b = builder.load(builder.gep(ya.data, [index]))
+            builder.store(builder.fadd(builder.load(total), builder.fmul(a, b)), total)
+        return builder.load(total)
+
+    return types.float32(x, y), codegen
+
+
+@intrinsic
+def _bits(typingctx, x):
+    """The IEEE-754 bits of a float64, as an int64."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _from_bits(typingctx, bits):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def exp(x: float) -> float:
+    """e**x in float64 (relative error below 4e-16), for x clipped to [-700, 700]."""
+    x = min(max(x, -EXP_LIMIT), EXP_LIMIT)
+    k = math.floor(x * INV_LN2 + 0.5)
+    r = (x - k * LN2_HI) - k * LN2_LO  # |r| <= ln(2)/2
+    p = 1.0 / 479001600.0  # Taylor series to r**12 / 12!
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    return p * _from_bits((np.int64(k) + 1023) << 52)
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def _atanh_series(s: float) -> float:
+    """2 atanh(s) = log((1 + s) / (1 - s)) for |s| <= 1/3, to about 1e-17 relative."""
+    s2 = s * s
+    p = 1.0 / 35.0
+    p = p * s2 + 1.0 / 33.0
+    p = p * s2 + 1.0 / 31.0
+    p = p * s2 + 1.0 / 29.0
+    p = p * s2 + 1.0 / 27.0
+    p = p * s2 + 1.0 / 25.0
+    p = p * s2 + 1.0 / 23.0
+    p = p * s2 + 1.0 / 21.0
+    p = p * s2 + 1.0 / 19.0
+    p = p * s2 + 1.0 / 17.0
+    p = p * s2 + 1.0 / 15.0
+    p = p * s2 + 1.0 / 13.0
+    p = p * s2 + 1.0 / 11.0
+    p = p * s2 + 1.0 / 9.0
+    p = p * s2 + 1.0 / 7.0
+    p = p * s2 + 1.0 / 5.0
+    p = p * s2 + 1.0 / 3.0
+    p = p * s2 + 1.0
+    return 2.0 * s * p
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def log1p_unit(t: float) -> float:
+    """log(1 + t) for 0 <= t <= 1 (what a softplus needs)."""
+    return _atanh_series(t / (2.0 + t))
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def log(x: float) -> float:
+    """Natural log of a positive, normal float64."""
+    bits = _bits(x)
+    k = (bits >> 52) - 1023
+    m = _from_bits((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000)  # x = m * 2**k, 1 <= m < 2
+    if m > 2.0 * SQRT_HALF:
+        m *= 0.5
+        k += 1
+    kf = float(k)
+    return (_atanh_series((m - 1.0) / (m + 1.0)) + kf * LN2_LO) + kf * LN2_HI
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def sigmoid_softplus(f: float) -> tuple[float, float, float]:
+    """(σ(f), softplus(f), softplus(-f)) from one exp: -log σ(f) = softplus(-f), -log σ(-f) = softplus(f)."""
+    t = exp(-abs(f))  # in (0, 1]
+    log1p_t = log1p_unit(t)
+    if f >= 0.0:
+        return 1.0 / (1.0 + t), f + log1p_t, log1p_t
+    return t / (1.0 + t), log1p_t, log1p_t - f
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _power(base, exponent, out):  # pragma: no cover - compiled
+    for i in range(len(base)):
+        b = base[i]
+        if b > 0.0:
+            out[i] = exp(exponent * log(b))
+        elif exponent > 0.0:
+            out[i] = 0.0
+        elif exponent == 0.0:
+            out[i] = 1.0
+        else:
+            out[i] = math.inf
+
+
+def power(base: np.ndarray, exponent: float) -> np.ndarray:
+    """base ** exponent elementwise (float64), the same bits on every CPU; numpy's own power picks a SIMD
+    implementation by CPU (AVX-512 machines use another one), whose last bit can differ."""
+    base = np.ascontiguousarray(base, dtype=np.float64)
+    out = np.empty_like(base)
+    _power(base, float(exponent), out)
+    return out
+
+
+def exact_sum(values: np.ndarray) -> float:
+    """The correctly rounded sum (math.fsum): independent of the order numpy's SIMD code would add in."""
+    return math.fsum(np.asarray(values, dtype=np.float64).tolist())
+
+
+def forget_stale_compilations(module_name: str) -> None:
+    """Clear numba's on-disk cache of a module's compiled functions when this module has changed since they were
+    compiled. numba notices only edits of the file a function is defined in, not of the functions it inlines
+    from here, and a stale cache would compute with the old arithmetic: other bytes, same source. Call it at
+    the end of a module whose kernels use this one."""
+    module = sys.modules[module_name]
+    sources = hashlib.sha256(Path(module.__file__).read_bytes() + Path(__file__).read_bytes()).hexdigest()
+    for kernel in vars(module).values():
+        cache = getattr(kernel, "_cache", None)  # numba's per-function cache (a private attribute)
+        path = getattr(cache, "_cache_path", None)
+        if path is None or not hasattr(cache, "flush"):
+            continue
+        stamp = Path(path) / f"{module_name.rsplit('.', 1)[-1]}.{kernel.__name__}.sources"
+        try:
+            if stamp.read_text() == sources:
+                continue
+        except OSError:
+            pass
+        cache.flush()
+        try:
+            stamp.write_text(sources)
+        except OSError:
+            pass  # a read-only cache directory: numba would not write its cache there either

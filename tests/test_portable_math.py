@@ -1,0 +1,165 @@
+"""Same bytes on every CPU: the kernels' arithmetic is exact to its definition, and training gives identical
+vectors whatever SIMD width the code is compiled for (SSE2, AVX, AVX2 with FMA, AVX-512)."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numba import njit
+
+from tests.conftest import ROOT
+from w2v import portable_math as pm
+
+SSE4 = "+sse,+sse2,+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16,+sahf"
+AVX = SSE4 + ",+avx,+xsave"
+AVX2 = AVX + ",+avx2,+fma,+bmi,+bmi2,+f16c,+lzcnt,+movbe"
+AVX512 = AVX2 + ",+avx512f,+avx512bw,+avx512cd,+avx512dq,+avx512vl"
+# x86-64 code targets, from the SSE2 baseline to AVX-512: (numba CPU name, feature string, host flags it needs).
+TARGETS = {
+    "generic": ("generic", "", set()),
+    "sandybridge": ("sandybridge", AVX, {"avx"}),
+    "haswell": ("haswell", AVX2, {"avx2", "fma"}),
+    "skylake-avx512": ("skylake-avx512", AVX512, {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}),
+}
+
+# A small but complete training: noise distribution (power, sum), alias table, initial vectors, 3 chunks of
+# deterministic SGD in 2 lanes and in 1 lane. Prints the md5 of both models.
+TRAIN = textwrap.dedent("""
+    import hashlib, sys
+    import numpy as np
+    from w2v.cpu_trainer import CpuTrainer
+    from w2v.sgns import Schedule, alias_table, init_vectors, noise_distribution
+
+    rng = np.random.default_rng(5)
+    vocab, dim = 500, 37  # 37: two 16-lane blocks and a tail
+    counts = np.sort(rng.zipf(1.3, vocab))[::-1] + 5
+    center, context = (rng.zipf(1.2, (2, 30_000)) % vocab).astype(np.int32)
+    digests = []
+    for lanes in (2, 1):
+        syn0, syn1 = init_vectors(vocab, dim, np.random.default_rng(1))
+        accept, alias = alias_table(noise_distribution(counts, 0.75))
+        trainer = CpuTrainer(syn0, syn1, accept, alias, 5, Schedule(0.025, 0.0001, 30_000), lanes, True)
+        loss = sum(trainer.train_chunk(center[i:i + 10_000], context[i:i + 10_000], i,
+                                       np.arange(1, lanes + 1, dtype=np.uint64) * (i + 7))
+                   for i in range(0, 30_000, 10_000))
+        digests.append(hashlib.md5(np.concatenate(trainer.vectors()).tobytes() + repr(loss).encode()).hexdigest())
+    print(" ".join(digests))
+""")
+
+# Compile (do not run) the training kernel for a target and print its machine code.
+COMPILE = textwrap.dedent("""
+    import numba, numpy as np
+    from w2v.cpu_trainer import _train_lane
+    a = lambda dt, nd: numba.types.Array(dt, nd, "C")
+    f32, i32, i64, u8 = numba.float32, numba.int32, numba.int64, numba.uint8
+    signature = (a(i32, 1), a(i32, 1), i64, i64, i64, i64, a(f32, 2), a(f32, 2), a(f32, 1), a(i32, 1), i64,
+                 numba.float64, numba.float64, numba.float64, i64, numba.uint64, a(f32, 1), a(u8, 1))
+    _train_lane.compile(signature)
+    print(_train_lane.inspect_asm(signature))
+""")
+
+
+def host_flags() -> set[str]:
+    try:
+        text = open("/proc/cpuinfo", encoding="utf-8").read()
+    except OSError:
+        return set()
+    match = re.search(r"^flags\s*:(.*)$", text, re.M)
+    return set(match[1].split()) if match else set()
+
+
+def in_target(script: str, target: str, cache_dir: Path | None = None) -> str:
+    """Run ``script`` with numba compiling for ``target`` (in ``cache_dir``, if given: code loaded from a cache
+    cannot be inspected)."""
+    name, features, _ = TARGETS[target]
+    env = {**os.environ, "NUMBA_CPU_NAME": name, "NUMBA_CPU_FEATURES": features}
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = str(cache_dir)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout
+
+
+x86 = pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 code targets")
+
+
+@x86
+def test_training_gives_the_same_bytes_for_every_code_target_this_cpu_runs():
+    runnable = [t for t, (_, _, needs) in TARGETS.items() if needs <= host_flags()]
+    assert len(runnable) >= 3, f"only {runnable} run here"
+    digests = {target: in_target(TRAIN, target).split() for target in runnable}
+    assert len({tuple(d) for d in digests.values()}) == 1, digests
+
+
+@x86
+@pytest.mark.parametrize("target", ["haswell", "skylake-avx512"])
+def test_code_for_wide_simd_has_no_fused_multiply_add_and_no_libm_call(target, tmp_path):
+    """For a target this CPU may not run (AVX-512 here): the compiled kernel uses the target's registers, yet
+    never fuses a multiply into an add and never calls the C library's exp/log, the two things that would
+    make its bytes differ from narrower code."""
+    asm = in_target(COMPILE, target, cache_dir=tmp_path)
+    assert ("%zmm" in asm) if target == "skylake-avx512" else ("%ymm" in asm)
+    assert not re.search(r"\bv?f(n?)madd|\bv?f(n?)msub", asm)
+    assert not re.search(r"\$(exp|expf|log|logf|log1p|pow|powf)\b", asm)
+
+
+@njit(fastmath=pm.FASTMATH)
+def _dot(x, y):
+    return pm.dot(x, y)
+
+
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 37, 100, 300])
+def test_dot_is_sixteen_fixed_partial_sums_then_a_fixed_tree(n):
+    rng = np.random.default_rng(n)
+    x, y = rng.normal(size=(2, n)).astype(np.float32)
+    # The same order of float32 operations, spelled out.
+    blocks = n // pm.LANES
+    lanes = np.zeros(pm.LANES, np.float32)
+    for b in range(blocks):
+        lanes = lanes + x[b * pm.LANES:(b + 1) * pm.LANES] * y[b * pm.LANES:(b + 1) * pm.LANES]
+    while len(lanes) > 1:
+        lanes = lanes[0::2] + lanes[1::2]
+    total = lanes[0]
+    for d in range(blocks * pm.LANES, n):
+        total = np.float32(total + x[d] * y[d])
+    assert np.float32(_dot(x, y)).tobytes() == np.float32(total).tobytes()
+
+
+@njit(fastmath=pm.FASTMATH)
+def _elementwise(xs, exp_out, log_out, log1p_out, sigmoid_out, softplus_out):
+    for i in range(len(xs)):
+        exp_out[i] = pm.exp(xs[i])
+        log_out[i] = pm.log(abs(xs[i]) + 1e-300)
+        log1p_out[i] = pm.log1p_unit(min(abs(xs[i]) / 50.0, 1.0))
+        sigmoid_out[i], softplus_out[i], _ = pm.sigmoid_softplus(xs[i])
+
+
+def test_exp_log_sigmoid_softplus_are_accurate_to_double_precision():
+    xs = np.concatenate([np.random.default_rng(0).uniform(-50, 50, 100_000), [0.0, -0.0, 1e-300, 700.0]])
+    out = [np.empty_like(xs) for _ in range(5)]
+    _elementwise(xs, *out)
+    np.testing.assert_allclose(out[0], np.exp(xs), rtol=5e-16)
+    np.testing.assert_allclose(out[1], np.log(np.abs(xs) + 1e-300), rtol=5e-16, atol=5e-16)
+    np.testing.assert_allclose(out[2], np.log1p(np.minimum(np.abs(xs) / 50, 1)), rtol=5e-16, atol=5e-17)
+    np.testing.assert_allclose(out[3], 1 / (1 + np.exp(-xs)), rtol=1e-15)
+    np.testing.assert_allclose(out[4], np.logaddexp(0, xs), rtol=1e-15)
+
+
+def test_power_and_sum_match_numpy_to_rounding():
+    counts = np.arange(0, 200_000, dtype=np.float64)
+    for exponent in (0.75, 1.0, -0.5, 0.0):
+        got = pm.power(counts[1:], exponent)
+        np.testing.assert_allclose(got, np.power(counts[1:], exponent), rtol=4e-15)
+    assert pm.power(np.array([0.0]), 0.75)[0] == 0.0 and math.isinf(pm.power(np.array([0.0]), -1.0)[0])
+    rng = np.random.default_rng(1)
+    values = rng.uniform(0, 1, 100_000) * 10.0 ** rng.integers(-12, 12, 100_000)
+    assert pm.exact_sum(values) == pm.exact_sum(rng.permutation(values))  # no order to depend on
