@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     analogy.add_argument("-n", "--topn", type=int, default=5, help="how many answers (default: %(default)s)")
     analogy.add_argument("--method", choices=("3cosadd", "3cosmul"), default="3cosadd",
                          help="3CosAdd (b - a + c) or 3CosMul (Levy & Goldberg); default: %(default)s")
+    compare = commands.add_parser(
+        "compare", help="experiments side by side: headline metrics and the params that differ",
+        description="Show `dvc exp show` with the columns that tell experiments apart: the headline metrics (loss, "
+                    "words/s, analogy, WordSim-353, SimLex-999) and only the params whose values differ, without the "
+                    "dependency hashes and dates; it fits a 120-column terminal. Arguments after -- go to dvc exp "
+                    "show (e.g. -- --md, or -- -A for every commit).")
+    compare.add_argument("dvc_args", nargs="*", help="more arguments for dvc exp show (after --)")
     commands.add_parser(
         "check", help="check params.yaml and DVC's lock files before a run (make run does this first)",
         description="Validate params.yaml, and check that dvc.lock and DVC's run lock are intact: a dvc process "
@@ -104,6 +111,21 @@ def run_query(args: argparse.Namespace) -> str:
     return "\n".join(f"{word:20} {score:.4f}" for word, score in results)
 
 
+COMPARE_DROP = r"Created|.*/"  # dvc exp show's date column and its dependency columns (paths)
+
+
+def compare_experiments(dvc_args: list[str]) -> int:
+    import os
+    import subprocess
+
+    command = [sys.executable, "-m", "dvc", "exp", "show", "--no-pager", "--only-changed", "--drop", COMPARE_DROP,
+               *dvc_args]
+    env = dict(os.environ)
+    if not sys.stdout.isatty():
+        env.setdefault("COLUMNS", "120")  # piped, dvc's table would assume 80 columns and hide some
+    return subprocess.run(command, env=env).returncode
+
+
 def check_project() -> None:
     from w2v.params import load_params
 
@@ -121,6 +143,8 @@ def run(args: argparse.Namespace) -> None:
         sys.stdout.write(params_table(args.markdown) + "\n")
     elif args.command == "check":
         check_project()
+    elif args.command == "compare":
+        sys.exit(compare_experiments(args.dvc_args))
     elif args.command == "repro-check":
         from stages.reprocheck import repro_check
 
