@@ -48,14 +48,14 @@ def quality(vectors) -> dict:
     return {"analogy": analogy, "wordsim353": ws, "simlex999": simlex}
 
 
-def run_gensim(threads: int, epochs: int) -> dict:
+def run_gensim(threads: int, epochs: int, seed: int = 1) -> dict:
     from gensim.models import Word2Vec
 
     tokens = pq.read_table(ROOT / "data/tokens/tokens.parquet").column("tokens").to_pylist()
     sentences = [row[i:i + 10_000] for row in tokens for i in range(0, len(row), 10_000)]
     words = sum(len(s) for s in sentences)
     model = Word2Vec(sg=1, vector_size=100, window=5, negative=5, sample=1e-3, min_count=5, workers=threads,
-                     seed=1)
+                     seed=seed)
     model.build_vocab(sentences)
     start = time.perf_counter()
     model.train(sentences, total_examples=len(sentences), epochs=epochs)
@@ -63,12 +63,14 @@ def run_gensim(threads: int, epochs: int) -> dict:
     return {"seconds": seconds, "words_per_second": words * epochs / seconds, **quality(model.wv)}
 
 
-def run_ours(threads: int, mode: str, device: str, words: int, code: Path = ROOT) -> dict:
+def run_ours(threads: int, mode: str, device: str, words: int, code: Path = ROOT, seed: int = 1,
+             overrides: dict | None = None) -> dict:
     """The train stage of the checkout at ``code`` (default: this one) on this workspace's pair shards."""
     from gensim.models import KeyedVectors
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["train"].update(threads=threads, deterministic=mode == "deterministic", device=device)
+    params["train"].update(threads=threads, deterministic=mode == "deterministic", device=device, seed=seed,
+                           **(overrides or {}))
     manifest = json.loads((ROOT / "data/pairs/manifest.json").read_text())
     epochs = len(manifest["epochs"])
     with tempfile.TemporaryDirectory() as scratch:
@@ -82,7 +84,8 @@ def run_ours(threads: int, mode: str, device: str, words: int, code: Path = ROOT
         subprocess.run([sys.executable, "-m", "stages.train"], cwd=scratch, env=env, check=True,
                        stderr=subprocess.DEVNULL)
         process_seconds = time.perf_counter() - start
-        metrics = json.loads((scratch / "metrics/train.json").read_text())
+        metrics = {**json.loads((scratch / "metrics/train.json").read_text()),
+                   **json.loads((scratch / "runs/train.json").read_text())}
         vectors = KeyedVectors.load_word2vec_format(str(scratch / "data/model/vectors.bin"), binary=True)
     # The pairs stage's time for these epochs, measured in-process on the same shards' inputs.
     sys.path.insert(0, str(ROOT))
@@ -113,7 +116,13 @@ def worktree(rev: str):
 
 
 def median_run(runs: list[dict]) -> dict:
-    return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+    """The run with the median time, its quality replaced by the mean over all runs (each round uses another
+    seed: one seed's analogy score on the sample varies by about ±0.005, more than the systems differ)."""
+    middle = dict(sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2])
+    for key in ("analogy", "wordsim353", "simlex999"):
+        values = [r[key] for r in runs]
+        middle[key], middle[key + "_spread"] = sum(values) / len(values), (min(values), max(values))
+    return middle
 
 
 def main() -> None:
@@ -123,6 +132,8 @@ def main() -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--skip-gensim", action="store_true", help="ours only (e.g. on a GPU machine)")
     parser.add_argument("--against", metavar="REV", help="also time the train stage of this git revision")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a train param for our runs, e.g. --set shared_negatives=false (repeatable)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternate gensim and ours this many times; report the median of each (this "
                              "2-core VM's timings vary by ±25%% from minute to minute)")
@@ -132,15 +143,20 @@ def main() -> None:
     epochs = len(json.loads((ROOT / "data/pairs/manifest.json").read_text())["epochs"])
     print(f"corpus: {words:,} raw words x {epochs} epochs; {args.threads} threads")
 
+    overrides = {key: yaml.safe_load(value) for key, value in (o.split("=", 1) for o in args.overrides)}
     ours_runs, reference_runs, before_runs = [], [], []
     with contextlib.ExitStack() as stack:
         before_code = stack.enter_context(worktree(args.against)) if args.against else None
-        for _ in range(args.rounds):
+        # Untimed warm-up: numba compiles the kernels once and caches them (a user's first run pays it once).
+        run_ours(args.threads, args.mode, args.device, words, overrides=overrides)
+        if before_code:
+            run_ours(args.threads, args.mode, args.device, words, before_code)
+        for seed in range(1, args.rounds + 1):
             if not args.skip_gensim:
-                reference_runs.append(run_gensim(args.threads, epochs))
+                reference_runs.append(run_gensim(args.threads, epochs, seed))
             if before_code:
-                before_runs.append(run_ours(args.threads, args.mode, args.device, words, before_code))
-            ours_runs.append(run_ours(args.threads, args.mode, args.device, words))
+                before_runs.append(run_ours(args.threads, args.mode, args.device, words, before_code, seed))
+            ours_runs.append(run_ours(args.threads, args.mode, args.device, words, seed=seed, overrides=overrides))
     ours = median_run(ours_runs)
     rows = [(f"ours ({args.device}, {args.mode})", ours)]
     if before_runs:
@@ -154,11 +170,12 @@ def main() -> None:
         rows.insert(0, (f"gensim {gensim.__version__}", reference))
         ratios = sorted(o["words_per_second"] / r["words_per_second"] for o, r in zip(ours_runs, reference_runs))
         print("per-round ratios ours/gensim: " + ", ".join(f"{x:.2f}" for x in ratios))
-    print(f"medians of {args.rounds} rounds (quality: the run with the median time)")
-    print(f"{'':28} {'train s':>8} {'words/s':>10} {'analogy':>8} {'WS-353':>7} {'SimLex':>7}")
+    print(f"median time of {args.rounds} rounds; quality: mean over the rounds (seeds 1..{args.rounds}) [min-max]")
+    print(f"{'':28} {'train s':>8} {'words/s':>10} {'analogy':>24} {'WS-353':>24} {'SimLex':>24}")
     for name, r in rows:
-        print(f"{name:28} {r['seconds']:8.2f} {r['words_per_second'] / 1e6:9.3f}M {r['analogy']:8.4f} "
-              f"{r['wordsim353']:7.4f} {r['simlex999']:7.4f}")
+        quality = " ".join(f"{r[k]:.4f} [{r[k + '_spread'][0]:.4f}-{r[k + '_spread'][1]:.4f}]"
+                           for k in ("analogy", "wordsim353", "simlex999"))
+        print(f"{name:28} {r['seconds']:8.2f} {r['words_per_second'] / 1e6:9.3f}M {quality}")
     print(f"ours: final loss {ours['loss']:.4f}; pairs stage {ours['pairs_seconds']:.2f} s, so train + pairs "
           f"{ours['with_pairs_words_per_second'] / 1e6:.3f}M words/s; stage process {ours['process_seconds']:.1f} s")
     if before_runs:

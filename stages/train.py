@@ -48,7 +48,7 @@ def main() -> None:
     vocab = read_vocab(pipeline.VOCAB_TABLE, ["word", "count"])
     counts = vocab.column("count").to_numpy()
     check_vocabulary(pipeline.VOCAB_TABLE, len(counts), manifest, params.negative)
-    manifest.verify(pipeline.PAIRS)
+    manifest.check_files(pipeline.PAIRS)
     device = resolve_device(params.device)
     schedule = Schedule(params.alpha, params.min_alpha, manifest.total_pairs)
     noise = alias_table(noise_distribution(counts, params.ns_exponent))
@@ -62,8 +62,9 @@ def main() -> None:
     if resumed is not None:
         syn0, syn1, state = resumed
         progress = Progress(**state)
-        progress.resumed_from.append(progress.next_chunk)
-        log.info("resuming from the checkpoint in %s at chunk %d", pipeline.CHECKPOINTS, progress.next_chunk)
+        progress.resumed_from.append([progress.next_shard, progress.next_window])
+        log.info("resuming from the checkpoint in %s at pair %s (shard %d, window %d)", pipeline.CHECKPOINTS,
+                 f"{progress.pairs_done:,}", progress.next_shard, progress.next_window)
         trainer = trainer_type.from_params(params, device, syn0, syn1, noise, schedule)
     log.info("%s pairs in %d epochs on %s (%s), %d-dim vectors for %s words", f"{schedule.total_pairs:,}",
              len(manifest.epochs), device, trainer.describe(), params.dim, f"{len(counts):,}")
@@ -88,7 +89,7 @@ def main() -> None:
                 "software": runinfo.software(device),
                 # How the corpus was put into words, so that queries can be put into the same form.
                 "tokenize": tokenize_rules(pipeline.VOCAB_TABLE)}
-    run_record.update(device=device, lanes=trainer.lanes, resumed_from_chunks=progress.resumed_from,
+    run_record.update(device=device, lanes=trainer.lanes, resumed_from=progress.resumed_from,
                       **{k: metrics[k] for k in ("train_seconds", "wall_seconds", "words_per_second",
                                                  "pairs_per_second")})
     with atomic_dir(pipeline.MODEL) as tmp:

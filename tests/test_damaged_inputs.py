@@ -13,7 +13,7 @@ from stages.pipeline import rebuild_hint
 from w2v.arrow_io import iter_id_batches, iter_token_batches, read_vocab, write_id_file, write_token_file
 from w2v.embeddings import Embeddings, save_model
 from w2v.errors import DamagedFileError
-from w2v.shards import read_pair_shard, write_pair_shard
+from w2v.shards import WindowShard, read_window_shard, write_window_shard
 
 
 def truncate(path, keep: float = 0.5) -> None:
@@ -30,7 +30,9 @@ def write_inputs(root):
     write_token_file(root / "data/tokens/tokens.parquet", [tokens])
     write_id_file(root / "data/vocab/corpus_ids.arrow", [pa.array([[0, 1], [2]] * 1000, type=pa.list_(pa.int32()))])
     pq.write_table(pa.table({"word": ["a", "b", "c"], "count": [3, 2, 1]}), root / "data/vocab/vocab.parquet")
-    write_pair_shard(root / "data/pairs/shard.arrow", np.arange(1000, dtype=np.int32), np.zeros(1000, np.int32))
+    write_window_shard(root / "data/pairs/shard.arrow", WindowShard(
+        np.arange(1000, dtype=np.uint16), np.arange(1, 999, dtype=np.uint32), np.ones(998, np.uint8),
+        np.ones(998, np.uint8)))
     save_model(root / "data/model", ["a", "b", "c"], np.ones((3, 4), np.float32))
 
 
@@ -38,7 +40,7 @@ def write_inputs(root):
     ("data/tokens/tokens.parquet", lambda p: list(iter_token_batches(p)), "tokenize"),
     ("data/vocab/corpus_ids.arrow", lambda p: list(iter_id_batches(p)), "vocab"),
     ("data/vocab/vocab.parquet", lambda p: read_vocab(p, ["count"]), "vocab"),
-    ("data/pairs/shard.arrow", read_pair_shard, "pairs"),
+    ("data/pairs/shard.arrow", read_window_shard, "pairs"),
     ("data/model/vectors.npy", lambda p: Embeddings.load(p.parent), "train"),
 ])
 @pytest.mark.parametrize("keep", [0.5, 0.0])

@@ -13,10 +13,10 @@ import pytest
 
 from stages import evaluate as evaluate_stage
 from tests.conftest import ROOT
+from tests.corpora import shard_of, train_shard
 from w2v.cpu_trainer import CpuTrainer
 from w2v.embeddings import Embeddings, UnknownWord, save_model
 from w2v.evaluation import BenchmarkError, evaluate_word_analogies, evaluate_word_pairs
-from w2v.pairs import shuffle_pairs, window_pairs
 from w2v.sgns import Schedule, alias_table, init_vectors, noise_distribution
 
 BENCH = ROOT / "data/benchmarks"
@@ -35,16 +35,15 @@ def trained(tmp_path_factory):
     rank[order] = np.arange(len(order))
     ids = rank[inverse]
     ids = ids[ids >= 0].astype(np.int32)
-    rng = np.random.default_rng(0)
-    pairs = shuffle_pairs(window_pairs(ids, np.zeros(len(ids), np.int32), 5, rng), rng)
     syn0, syn1 = init_vectors(len(order), 32, np.random.default_rng(1))
     accept, alias = alias_table(noise_distribution(counts[order], 0.75))
-    trainer = CpuTrainer(syn0, syn1, accept, alias, 5, Schedule(0.025, 0.0001, 2 * len(pairs)), 2, True)
+    trainer = None
     for epoch in range(2):
-        for lo in range(0, len(pairs), 65536):
-            chunk = pairs[lo:lo + 65536]
-            trainer.train_chunk(chunk[:, 0], chunk[:, 1], epoch * len(pairs) + lo,
-                                np.array([epoch + 1, lo + 1], np.uint64))
+        shard = shard_of([ids], seed=epoch)
+        pairs = int(shard.pair_counts().sum())
+        if trainer is None:
+            trainer = CpuTrainer(syn0, syn1, accept, alias, 5, Schedule(0.025, 0.0001, 2 * pairs), 2, True)
+        train_shard(trainer, shard, chunk_pairs=65536, first_pair=epoch * pairs, seed_shift=epoch)
     model = tmp_path_factory.mktemp("model")
     save_model(model, vocab[order].tolist(), trainer.vectors()[0])
     kv = gensim_models.KeyedVectors.load_word2vec_format(str(model / "vectors.bin"), binary=True)

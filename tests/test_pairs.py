@@ -1,7 +1,12 @@
-"""pairs stage: reproducibility, the statistical laws of subsampling and dynamic windows, and the shard files."""
+"""pairs stage: reproducibility, the statistical laws of subsampling and dynamic windows, the window shards, and the
+disk they need."""
 
 from __future__ import annotations
 
+import resource
+import signal
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -10,10 +15,11 @@ import pyarrow as pa
 import pytest
 
 from w2v.arrow_io import write_id_file
+from w2v.errors import W2VError
 from w2v.frequencies import keep_probabilities
-from w2v.pairs import build_pairs, epoch_rng, shuffle_pairs, subsample, window_pairs
+from w2v.pairs import build_pairs, draw_windows, make_shard, shard_bounds, subsample, unit_rng
 from w2v.params import PairsParams
-from w2v.shards import PairManifest, read_pair_shard
+from w2v.shards import PairManifest, WindowShard, read_window_shard
 
 
 def write_ids(path: Path, documents: list[np.ndarray], per_batch: int = 3) -> Path:
@@ -25,8 +31,9 @@ def write_ids(path: Path, documents: list[np.ndarray], per_batch: int = 3) -> Pa
 
 
 def all_pairs(out: Path, manifest: PairManifest, epoch: int) -> np.ndarray:
-    shards = manifest.epochs[epoch].shards
-    return np.concatenate([np.stack(read_pair_shard(out / s.file), axis=1) for s in shards])
+    """Every (center, context) pair of an epoch, in training order."""
+    shards = [read_window_shard(out / s.file, expect=s) for s in manifest.epochs[epoch].shards]
+    return np.concatenate([np.stack(shard.pairs(), axis=1) for shard in shards]) if shards else np.zeros((0, 2))
 
 
 @pytest.fixture
@@ -40,7 +47,7 @@ def corpus(tmp_path) -> tuple[Path, np.ndarray]:
     return write_ids(tmp_path / "ids.arrow", documents), counts
 
 
-def build(tmp_path: Path, ids: Path, counts: np.ndarray, name: str, **params) -> tuple[Path, dict]:
+def build(tmp_path: Path, ids: Path, counts: np.ndarray, name: str, **params) -> tuple[Path, PairManifest]:
     out = tmp_path / name
     out.mkdir()
     return out, build_pairs(ids, counts, PairsParams(**{"workers": 1, **params}), out)
@@ -72,24 +79,31 @@ def test_other_seed_or_epoch_gives_other_pairs(tmp_path, corpus):
     out, manifest = build(tmp_path, ids, counts, "a", epochs=2, seed=1)
     other, other_manifest = build(tmp_path, ids, counts, "b", epochs=1, seed=2)
     epoch0, epoch1 = all_pairs(out, manifest, 0), all_pairs(out, manifest, 1)
-    assert not np.array_equal(epoch0, epoch1)
     assert Counter(map(tuple, epoch0)) != Counter(map(tuple, epoch1))  # other subsample/windows, not just order
     assert Counter(map(tuple, epoch0)) != Counter(map(tuple, all_pairs(other, other_manifest, 0)))
 
 
-def test_shards_have_exactly_shard_size_pairs_and_a_checked_manifest(tmp_path, corpus):
+def test_shards_of_about_shard_size_pairs_in_a_checked_manifest(tmp_path, corpus):
     ids, counts = corpus
     out, manifest = build(tmp_path, ids, counts, "a", epochs=2, shard_size=700)
     for epoch in manifest.epochs:
-        sizes = sorted((s.pairs for s in epoch.shards), reverse=True)
-        assert sizes[:-1] == [700] * (len(sizes) - 1) and 0 < sizes[-1] <= 700
-        assert sum(sizes) == epoch.pairs == len(all_pairs(out, manifest, epoch.epoch))
-        assert epoch.words == counts.sum()
+        assert all(s.pairs <= 700 + 2 * 2 * 5 for s in epoch.shards)  # cut within a window of each 700 pairs
+        assert sum(s.pairs for s in epoch.shards) == epoch.pairs == len(all_pairs(out, manifest, epoch.epoch))
+        assert sum(s.windows for s in epoch.shards) == epoch.windows and epoch.words == counts.sum()
     manifest.write(out)
     assert PairManifest.read(out) == manifest  # written and read back whole
-    manifest.verify(out)
-    center, context = read_pair_shard(out / manifest.epochs[0].shards[0].file)
-    assert center.dtype == np.int32 and not center.flags.owndata  # memory-mapped, zero copy
+    manifest.check_files(out)
+    shard = read_window_shard(out / manifest.epochs[0].shards[0].file)
+    assert shard.tokens.dtype == np.uint16 and shard.center.dtype == np.uint32 and shard.left.dtype == np.uint8
+    assert not shard.tokens.flags.owndata  # memory-mapped, zero copy
+
+
+def test_a_wide_vocabulary_takes_uint32_ids(tmp_path):
+    ids = write_ids(tmp_path / "ids.arrow", [np.array([0, 70_000, 1, 69_999], dtype=np.int32)])
+    out, manifest = build(tmp_path, ids, np.ones(70_001, np.int64), "a", epochs=1, sample=0.0)
+    shard = read_window_shard(out / manifest.epochs[0].shards[0].file)
+    assert shard.tokens.dtype == np.uint32 and manifest.token_dtype == "uint32"
+    assert set(map(tuple, np.stack(shard.pairs(), axis=1))) >= {(0, 70_000), (70_000, 0)}
 
 
 def test_every_id_in_range_and_no_pair_crosses_a_document(tmp_path):
@@ -99,47 +113,90 @@ def test_every_id_in_range_and_no_pair_crosses_a_document(tmp_path):
     documents = [np.arange(starts[k], starts[k + 1], dtype=np.int32) for k in range(len(lengths))]
     ids = write_ids(tmp_path / "ids.arrow", documents)
     counts = np.ones(starts[-1], dtype=np.int64)
-    out, manifest = build(tmp_path, ids, counts, "a", epochs=3, sample=0.0, window=4)
+    out, manifest = build(tmp_path, ids, counts, "a", epochs=3, sample=0.0, window=4, shard_size=20)
     document_of = np.repeat(np.arange(len(lengths)), lengths)
     for epoch in range(3):
         pairs = all_pairs(out, manifest, epoch)
         assert pairs.min() >= 0 and pairs.max() < len(counts)
         assert np.all(document_of[pairs[:, 0]] == document_of[pairs[:, 1]])
         assert np.all(np.abs(pairs[:, 0] - pairs[:, 1]) <= 4) and np.all(pairs[:, 0] != pairs[:, 1])
+        # Without subsampling every word of a document of two or more words is a center once per epoch.
+        assert Counter(pairs[:, 0].tolist()).keys() == set(np.flatnonzero(np.repeat(lengths, lengths) > 1))
 
 
 def test_window_distance_follows_the_dynamic_window_law():
     # Without subsampling, distance d appears with weight (window - d + 1) / window, on each side.
     window, n = 5, 400_000
-    ids = np.arange(n, dtype=np.int32)
-    pairs = window_pairs(ids, np.zeros(n, dtype=np.int32), window, epoch_rng(3, 0))
-    distance = pairs[:, 1] - pairs[:, 0]
+    position, left, right = draw_windows(np.array([0, n]), window, unit_rng(3, 0, 0))
+    shard = WindowShard(np.arange(n, dtype=np.uint32), position.astype(np.uint32), left, right)
+    center, context = shard.pairs()
+    distance = context - center
     observed = np.array([np.sum(distance == d) for d in range(1, window + 1)]) / n
     expected = np.array([(window - d + 1) / window for d in range(1, window + 1)])
     assert observed == pytest.approx(expected, abs=0.005)
     assert np.sum(distance == -2) / n == pytest.approx(expected[1], abs=0.005)  # left side alike
+    inner = (position >= window) & (position < n - window)  # the reach is one draw per center:
+    assert np.array_equal(left[inner], right[inner])  # both sides take the same reach away from the edges
 
 
 def test_empirical_keep_rate_matches_keep_probability():
     counts = np.array([60_000, 30_000, 9_000, 1_000])  # word 0 is very frequent
     keep = keep_probabilities(counts, sample=1e-2)
     ids = np.repeat(np.arange(4, dtype=np.int32), counts)
-    kept, _ = subsample(ids, np.array([0, len(ids)]), keep, epoch_rng(5, 0))
+    kept, kept_offsets = subsample(ids, np.array([0, len(ids)]), keep, unit_rng(5, 0, 0))
     rate = np.bincount(kept, minlength=4) / counts
     tolerance = 4 * np.sqrt(keep * (1 - keep) / counts) + 1e-12  # 4 binomial standard errors
     assert np.all(np.abs(rate - keep) <= tolerance), (rate, keep)
-    assert rate[0] < 0.5 and rate[3] == 1.0
+    assert rate[0] < 0.5 and rate[3] == 1.0 and kept_offsets.tolist() == [0, len(kept)]
 
 
-def test_shuffle_is_a_permutation_that_mixes():
-    pairs = np.stack([np.arange(100_000, dtype=np.int32), np.arange(100_000, dtype=np.int32) * 2], axis=1)
-    shuffled = shuffle_pairs(pairs, epoch_rng(0, 0))
-    assert np.array_equal(np.sort(shuffled[:, 0]), pairs[:, 0])
-    assert np.all(shuffled[:, 1] == shuffled[:, 0] * 2)  # rows stay whole
-    assert abs(np.corrcoef(shuffled[:, 0], np.arange(100_000))[0, 1]) < 0.02
+def test_windows_are_shuffled_within_a_shard_and_shards_cut_by_pairs():
+    shard_rng = unit_rng(0, 0, 0)
+    position, left, right = draw_windows(np.array([0, 50_000]), 5, shard_rng)
+    bounds = shard_bounds(left.astype(np.int64) + right, 10_000)
+    pairs = np.add.reduceat(left.astype(np.int64) + right, bounds[:-1])
+    assert bounds[0] == 0 and bounds[-1] == len(position)
+    assert np.all(np.abs(pairs[:-1] - 10_000) <= 10)  # cut where the running total passes each 10,000 pairs
+    kept = np.arange(50_000)
+    shard = make_shard(kept, position[: bounds[1]], left[: bounds[1]], right[: bounds[1]], np.dtype(np.uint16),
+                       shard_rng)
+    assert sorted(shard.tokens[shard.center].tolist()) == position[: bounds[1]].tolist()  # a permutation
+    assert abs(np.corrcoef(shard.center.astype(float), np.arange(shard.windows))[0, 1]) < 0.05
 
 
 def test_tiny_corpora_still_give_a_manifest(tmp_path):
     ids = write_ids(tmp_path / "ids.arrow", [np.array([0], dtype=np.int32)])
     out, manifest = build(tmp_path, ids, np.array([1]), "a", epochs=1)
-    assert manifest.epochs[0].pairs == 0 and len(manifest.epochs[0].shards) == 1
+    assert manifest.epochs[0].pairs == 0 and manifest.epochs[0].shards == ()
+
+
+def test_a_disk_without_room_for_the_shards_stops_before_writing(tmp_path, corpus, monkeypatch):
+    import shutil
+
+    ids, counts = corpus
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(W2VError, match=r"the pair shards need about 0\.00 GB and the disk has 0\.00 GB free"):
+        build(tmp_path, ids, counts, "a", epochs=2)
+    assert list((tmp_path / "a").iterdir()) == []
+
+
+def test_a_disk_that_fills_up_mid_write_is_a_clear_error_and_leaves_nothing(tmp_path):
+    """A real limit from the OS (RLIMIT_FSIZE: files may not grow past 1 MB), hit while the shards are written by
+    the pairs stage, in a child process: one line, exit 2, no output left behind."""
+    from tests.dvc_project import make_project
+
+    project = make_project(tmp_path / "project")
+    for stage in ("download", "tokenize", "vocab"):
+        assert subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=project,
+                              capture_output=True).returncode == 0
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+    run = subprocess.run([sys.executable, "-m", "stages.pairs"], cwd=project, capture_output=True, text=True,
+                         preexec_fn=limit_file_size)
+    assert run.returncode == 2, run.stderr
+    assert "the disk filled up while writing the pair shards (File too large); nothing was kept" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (project / "data/pairs").exists() and not list((project / "data").glob(".pairs.tmp-*"))

@@ -36,21 +36,20 @@ TARGETS = {
 TRAIN = textwrap.dedent("""
     import hashlib, sys
     import numpy as np
+    from tests.corpora import random_shard, train_shard
     from w2v.cpu_trainer import CpuTrainer
     from w2v.sgns import Schedule, alias_table, init_vectors, noise_distribution
 
     rng = np.random.default_rng(5)
-    vocab, dim = 500, 37  # 37: two 16-lane blocks and a tail
+    vocab, dim = 500, 37  # 37: padded to 48, three blocks of 16
     counts = np.sort(rng.zipf(1.3, vocab))[::-1] + 5
-    center, context = (rng.zipf(1.2, (2, 30_000)) % vocab).astype(np.int32)
+    shard = random_shard(rng, vocab, 8_000)
     digests = []
-    for lanes in (2, 1):
+    for lanes, shared in ((2, True), (1, True), (2, False)):
         syn0, syn1 = init_vectors(vocab, dim, np.random.default_rng(1))
         accept, alias = alias_table(noise_distribution(counts, 0.75))
-        trainer = CpuTrainer(syn0, syn1, accept, alias, 5, Schedule(0.025, 0.0001, 30_000), lanes, True)
-        loss = sum(trainer.train_chunk(center[i:i + 10_000], context[i:i + 10_000], i,
-                                       np.arange(1, lanes + 1, dtype=np.uint64) * (i + 7))
-                   for i in range(0, 30_000, 10_000))
+        trainer = CpuTrainer(syn0, syn1, accept, alias, 5, Schedule(0.025, 0.0001, 40_000), lanes, True, shared)
+        loss = sum(train_shard(trainer, shard, chunk_pairs=10_000))
         digests.append(hashlib.md5(np.concatenate(trainer.vectors()).tobytes() + repr(loss).encode()).hexdigest())
     print(" ".join(digests))
 """)
@@ -58,13 +57,17 @@ TRAIN = textwrap.dedent("""
 # Compile (do not run) the training kernel for a target and print its machine code.
 COMPILE = textwrap.dedent("""
     import numba, numpy as np
-    from w2v.cpu_trainer import _train_lane
-    a = lambda dt, nd: numba.types.Array(dt, nd, "C")
-    f32, i32, i64, u8 = numba.float32, numba.int32, numba.int64, numba.uint8
-    signature = (a(i32, 1), a(i32, 1), i64, i64, i64, i64, a(f32, 2), a(f32, 2), a(f32, 1), a(i32, 1), i64,
-                 numba.float64, numba.float64, numba.float64, i64, numba.uint64, a(f32, 1), a(u8, 1))
-    _train_lane.compile(signature)
-    print(_train_lane.inspect_asm(signature))
+    from w2v.cpu_trainer import CpuTrainer, train_chunk_lanes, train_windows
+    from w2v.sgns import Schedule
+    from w2v.shards import WindowShard
+    shard = WindowShard(np.array([1, 0, 2], np.uint16), np.array([1], np.uint32), np.ones(1, np.uint8),
+                        np.ones(1, np.uint8))
+    for shared in (True, False):  # compiled, never run: this CPU may not have the target's instructions
+        trainer = CpuTrainer(np.zeros((3, 37), np.float32), np.zeros((3, 37), np.float32), np.ones(3, np.float32),
+                             np.arange(3, dtype=np.int32), 2, Schedule(0.025, 0.0001, 2), 2, True, shared)
+        arguments = trainer.kernel_arguments(shard, 0, 1, 0, np.ones(2, np.uint64))
+        train_chunk_lanes.compile(tuple(numba.typeof(argument) for argument in arguments))
+    print(chr(10).join(train_windows.inspect_asm(signature) for signature in train_windows.signatures))
 """)
 
 
@@ -135,23 +138,25 @@ def test_dot_is_sixteen_fixed_partial_sums_then_a_fixed_tree(n):
 
 
 @njit(fastmath=pm.FASTMATH)
-def _elementwise(xs, exp_out, log_out, log1p_out, sigmoid_out, softplus_out):
+def _elementwise(xs, exp_out, log_out, exp32_out, sigmoid_out, softplus_out, softplus_minus_out):
     for i in range(len(xs)):
         exp_out[i] = pm.exp(xs[i])
         log_out[i] = pm.log(abs(xs[i]) + 1e-300)
-        log1p_out[i] = pm.log1p_unit(min(abs(xs[i]) / 50.0, 1.0))
-        sigmoid_out[i], softplus_out[i], _ = pm.sigmoid_softplus(xs[i])
+        exp32_out[i] = pm.exp32(np.float32(xs[i]))
+        sigmoid_out[i], softplus_out[i], softplus_minus_out[i] = pm.sigmoid_softplus32(np.float32(xs[i]))
 
 
-def test_exp_log_sigmoid_softplus_are_accurate_to_double_precision():
-    xs = np.concatenate([np.random.default_rng(0).uniform(-50, 50, 100_000), [0.0, -0.0, 1e-300, 700.0]])
-    out = [np.empty_like(xs) for _ in range(5)]
+def test_exp_log_sigmoid_softplus_are_accurate():
+    xs = np.concatenate([np.random.default_rng(0).uniform(-50, 50, 100_000), [0.0, -0.0, 1e-300, 70.0]])
+    out = [np.empty_like(xs) for _ in range(2)] + [np.empty(len(xs), np.float32) for _ in range(4)]
     _elementwise(xs, *out)
-    np.testing.assert_allclose(out[0], np.exp(xs), rtol=5e-16)
+    np.testing.assert_allclose(out[0], np.exp(xs), rtol=5e-16)  # float64: the noise distribution's powers
     np.testing.assert_allclose(out[1], np.log(np.abs(xs) + 1e-300), rtol=5e-16, atol=5e-16)
-    np.testing.assert_allclose(out[2], np.log1p(np.minimum(np.abs(xs) / 50, 1)), rtol=5e-16, atol=5e-17)
-    np.testing.assert_allclose(out[3], 1 / (1 + np.exp(-xs)), rtol=1e-15)
-    np.testing.assert_allclose(out[4], np.logaddexp(0, xs), rtol=1e-15)
+    x32 = xs.astype(np.float32).astype(np.float64)  # float32: the kernels' scores
+    np.testing.assert_allclose(out[2], np.exp(x32), rtol=3e-7)
+    np.testing.assert_allclose(out[3], 1 / (1 + np.exp(-x32)), rtol=3e-7)
+    np.testing.assert_allclose(out[4], np.logaddexp(0, x32), rtol=5e-7, atol=1e-30)
+    np.testing.assert_allclose(out[5], np.logaddexp(0, -x32), rtol=5e-7, atol=1e-30)
 
 
 def test_power_and_sum_match_numpy_to_rounding():

@@ -117,20 +117,24 @@ def write_id_file(path: Path | str, batches: Iterable[pa.ListArray]) -> tuple[in
     return rows, ids
 
 
-def iter_id_batches(path: Path | str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (offsets, ids) per batch as int32 numpy views of the memory-mapped file (no copy).
-
-    ``ids[offsets[i]:offsets[i+1]]`` is document i of the batch.
-    """
+def iter_id_batches(path: Path | str, start: int = 0,
+                    stop: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (offsets, ids) per batch (from batch ``start`` to ``stop``) as numpy views of the memory-mapped file
+    (no copy). ``ids[offsets[i]:offsets[i+1]]`` is document i of the batch."""
     with reading(path):
         source = pa.memory_map(str(path), "r")
         reader = ipc.open_file(source)
-        for index in range(reader.num_record_batches):
+        for index in range(start, reader.num_record_batches if stop is None else stop):
             lists = reader.get_batch(index).column(0)
             lists.validate(full=True)  # offsets and ids inside the file: a damaged file fails here, not in numpy
             offsets = lists.offsets.to_numpy(zero_copy_only=True)
             ids = lists.values.to_numpy(zero_copy_only=True)
             yield offsets - offsets[0], ids[offsets[0]:offsets[-1]]
+
+
+def count_id_batches(path: Path | str) -> int:
+    with reading(path):
+        return ipc.open_file(pa.memory_map(str(path), "r")).num_record_batches
 
 
 def write_vocab(path: Path | str, vocab: pa.Table, rules: dict | None = None) -> None:

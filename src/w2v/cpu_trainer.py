@@ -1,15 +1,33 @@
-"""The CPU trainer: SGNS per pair, compiled with numba, in ``threads`` parallel *lanes*.
+"""The CPU trainer: skip-gram with negative sampling over window shards, compiled with numba.
 
-* **deterministic** (the default): lane t trains only the pairs whose center id is ≡ t (mod lanes), so each
-  input row has one writer; each lane updates its own copy of ``syn1``, and at the end of every chunk the
-  lanes' changes to ``syn1`` are summed into the model in a fixed order. The result depends on the params and
-  the number of lanes, never on timing: the same bytes at full speed (word2vec.c and gensim are reproducible
-  only with one thread).
-* **hogwild**: lane t trains a contiguous slice of the chunk on the shared matrices without locks, as
-  word2vec.c does; a little faster, never bit-reproducible.
+Orientation as in word2vec.c and gensim: each context word's input vector (``syn0``) predicts the center word's
+output vector (``syn1``) against ``negative`` noise words. A window (one center and its m context words) is
+trained in one of two ways:
 
-Noise words are drawn by a 64-bit LCG per lane that is re-seeded at every chunk from (seed, epoch, shard,
-chunk, lane), so a run resumed at a chunk boundary replays exactly the same draws.
+* **shared noise** (``train.shared_negatives``, the default): one draw of K noise words serves all m contexts,
+  so the window is a small dense problem, as in Intel's pWord2Vec ("HogBatch"): the m × (K+1) scores
+  ``X·Yᵀ`` of the m context rows X and the K+1 target rows Y, one gradient matrix G, then ``Y += Gᵀ·X`` and
+  ``X += G·Y`` from the rows as they were. Each row is loaded once per window instead of once per pair, and
+  there are K draws per window instead of K per pair;
+* **per-pair noise**: word2vec.c's loop, a fresh draw of K noise words and one SGD step per (context, center).
+
+A noise word equal to the center is skipped. The learning rate decays linearly with the global pair index
+(:class:`w2v.sgns.Schedule`), taken at each window's first pair.
+
+The windows of a chunk are split into ``threads`` *lanes* of about equal pairs. Each lane first draws its noise
+words (a 64-bit LCG, seeded per chunk from (seed, epoch, shard, chunk start), so a resumed run replays them), so
+that every row each lane will touch is known before any is trained:
+
+* **deterministic** (the default): a row that one lane alone touches in the chunk is trained in place; a row
+  that several lanes touch (the frequent words) is trained by each lane on a private copy, and at the end of
+  the chunk the lanes' changes to it are added in lane order. The result depends on the params and the number
+  of lanes, never on timing (word2vec.c and gensim are reproducible with one thread only), and a lane never
+  copies more than the shared rows it uses;
+* **hogwild**: the lanes share both matrices without locks, as word2vec.c does; never bit-reproducible.
+
+One lane is plain sequential SGD, the same bytes in both modes. All arithmetic goes through
+:mod:`w2v.portable_math`: the same bytes on every CPU. The matrices are kept with their rows padded to a
+multiple of ``LANES`` floats (zeros that stay zero), so that no dot product or update has a ragged end.
 """
 
 from __future__ import annotations
@@ -18,161 +36,335 @@ import numpy as np
 from numba import njit, prange
 
 from w2v.params import TrainParams, worker_count
-from w2v.portable_math import FASTMATH, dot, forget_stale_compilations, sigmoid_softplus
+from w2v.portable_math import FASTMATH, LANES, accumulate, dot, forget_stale_compilations, sigmoid_softplus32
 from w2v.sgns import Schedule
+from w2v.shards import MAX_WINDOW, WindowShard
 
 LCG_MUL = np.uint64(6364136223846793005)
 LCG_INC = np.uint64(1442695040888963407)
+MAX_CONTEXT = 2 * MAX_WINDOW
+MERGE_PAIRS_PER_WORD = 50
+SEPARATE = 16  # 8-byte items: 128 bytes, two cache lines
 
 
-@njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
-def _train_lane(center, context, lo, hi, lanes, lane, syn0, syn1, accept, alias, negative,
-                alpha, alpha_step, min_alpha, first_pair, state, grad, touched):  # pragma: no cover - compiled
-    """SGD over pairs lo..hi-1 (those whose center ≡ lane mod lanes; all when lanes == 1).
+@njit(fastmath=FASTMATH, inline="always")
+def _noise_word(state, vocab, accept, alias):  # pragma: no cover - compiled
+    """One LCG step per draw: the top 32 bits pick an alias bucket, the next 24 the coin. Returns (word, state)."""
+    state = state * LCG_MUL + LCG_INC
+    bucket = np.int64(((state >> np.uint64(32)) * np.uint64(vocab)) >> np.uint64(32))
+    if np.float32(((state >> np.uint64(8)) & np.uint64(0xFFFFFF)) * (1.0 / 16777216.0)) < accept[bucket]:
+        return bucket, state
+    return np.int64(alias[bucket]), state
 
-    Returns the summed loss. ``first_pair`` is the global index of pair 0 of the arrays, for the learning
-    rate. ``state`` is this lane's LCG state, ``grad`` a scratch row; rows of syn1 it updates are marked in
-    ``touched`` when that has one entry per word (pass an empty array to skip the marking).
-    """
-    mark = len(touched) > 0
-    vocab = np.uint64(syn0.shape[0])
-    dim = syn0.shape[1]
-    loss = 0.0
-    for i in range(lo, hi):
-        c = center[i]
-        if lanes > 1 and c % lanes != lane:
-            continue
-        o = context[i]
-        lr = np.float32(max(alpha - alpha_step * (first_pair + i), min_alpha))
-        v = syn0[c]
-        for d in range(dim):
-            grad[d] = 0.0
-        for k in range(negative + 1):
-            if k == 0:
-                target = o
-                label = np.float32(1.0)
-            else:
-                # One LCG step per draw: the top 32 bits pick the bucket, the next 24 the coin of the alias table.
-                state = state * LCG_MUL + LCG_INC
-                bucket = np.int64(((state >> np.uint64(32)) * vocab) >> np.uint64(32))
-                if np.float32(((state >> np.uint64(8)) & np.uint64(0xFFFFFF)) * (1.0 / 16777216.0)) < accept[bucket]:
-                    target = bucket
-                else:
-                    target = alias[bucket]
-                if target == o:
-                    continue
-                label = np.float32(0.0)
-            u = syn1[target]
-            # One exp serves the gradient and the loss: -log σ(f) = softplus(-f), -log σ(-f) = softplus(f).
-            sigma, softplus_f, softplus_minus_f = sigmoid_softplus(np.float64(dot(v, u)))
-            loss += softplus_minus_f if k == 0 else softplus_f
-            g = (label - np.float32(sigma)) * lr
-            for d in range(dim):
-                grad[d] += g * u[d]
-            for d in range(dim):
-                u[d] += g * v[d]
+
+@njit(fastmath=FASTMATH, inline="always")
+def _axpy(a, x, y):  # pragma: no cover - compiled
+    """y += a * x, elementwise (each element its own multiply and add: vectorised in any width, same bits)."""
+    for d in range(len(y)):
+        y[d] += a * x[d]
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def _mark(word, touch, touched, count):  # pragma: no cover - compiled
+    if touch[word] == 0:
+        touch[word] = 1
+        touched[count[0]] = word
+        count[0] += 1
+
+
+@njit(fastmath=FASTMATH, nogil=True, cache=True)
+def draw_noise(tokens, center, left, right, lo, hi, vocab, accept, alias, negative, shared, state, noise, mark,
+               touch0, touch1, touched0, touched1, count):  # pragma: no cover - compiled
+    """Draw the noise words of windows lo..hi-1 in the order training uses them (K per window, or K per pair);
+    with ``mark``, also list every row the windows touch (``touched0`` contexts, ``touched1`` centers and noise
+    words, ``count`` how many of each)."""
+    drawn = 0
+    for w in range(lo, hi):
+        p = np.int64(center[w])
+        c = np.int64(tokens[p])
+        draws = negative if shared else negative * (np.int64(left[w]) + np.int64(right[w]))
+        for _ in range(draws):
+            noise[drawn], state = _noise_word(state, vocab, accept, alias)
             if mark:
-                touched[target] = 1
-        for d in range(dim):
-            v[d] += grad[d]
+                _mark(noise[drawn], touch1, touched1, count[1:2])
+            drawn += 1
+        if mark:
+            _mark(c, touch1, touched1, count[1:2])
+            for q in range(p - np.int64(left[w]), p + np.int64(right[w]) + 1):
+                if q != p:
+                    _mark(np.int64(tokens[q]), touch0, touched0, count[0:1])
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def _row(word, lane, vocab, capacity, slot, copied, matrix):  # pragma: no cover - compiled
+    """The row to train for ``word``: its own row, or, for a row several lanes touch, the lane's private copy
+    (made on first touch, after the last row of the model)."""
+    s = slot[word]
+    if s < 0:
+        return word
+    row = vocab + lane * capacity + s
+    if copied[s] == 0:
+        copied[s] = 1
+        private, source = matrix[row], matrix[word]
+        for d in range(len(private)):
+            private[d] = source[d]
+    return row
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def _shared_window(m0, m1, rows0, rows1, m, targets, lr, gain, sigma, softplus, delta):  # pragma: no cover
+    """The window's m contexts (rows0) against its targets (rows1: the center, then the noise words), all from
+    the rows as they were: scores, gradients G, then Y += Gᵀ·X and X += G·Y. Returns the loss."""
+    width = gain.shape[1]
+    for i in range(m):
+        x = m0[rows0[i]]
+        for j in range(targets):
+            gain[i, j] = dot(x, m1[rows1[j]])
+    scores = gain[:m].reshape(m * width)
+    softplus_f, softplus_minus_f = softplus[0], softplus[1]
+    for e in range(m * width):  # a flat loop of independent evaluations: vectorised, same bits per element
+        sigma[e], softplus_f[e], softplus_minus_f[e] = sigmoid_softplus32(scores[e])
+    loss = 0.0
+    for i in range(m):  # -log σ(f) for the center, -log σ(-f) for a noise word
+        loss += softplus_minus_f[i * width]
+        gain[i, 0] = (np.float32(1.0) - sigma[i * width]) * lr
+        for j in range(1, targets):
+            loss += softplus_f[i * width + j]
+            gain[i, j] = -sigma[i * width + j] * lr
+    for i in range(m):
+        change = delta[i]
+        change[:] = 0.0
+        accumulate(change, gain[i, :targets], m1, rows1, targets)
+    for j in range(targets):
+        accumulate(m1[rows1[j]], gain[:m, j], m0, rows0, m)
+    for i in range(m):
+        _axpy(np.float32(1.0), delta[i], m0[rows0[i]])
     return loss
 
 
-@njit(parallel=True, nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
-def train_chunk_hogwild(center, context, syn0, syn1, accept, alias, negative, alpha, alpha_step, min_alpha,
-                        first_pair, seeds, grads):  # pragma: no cover - compiled
-    """Lane t trains slice t of the chunk on the shared matrices (no locks). Returns per-lane losses."""
-    lanes = len(seeds)
-    n = len(center)
-    span = (n + lanes - 1) // lanes
-    losses = np.zeros(lanes)
-    for t in prange(lanes):
-        lo = min(n, t * span)
-        hi = min(n, lo + span)
-        losses[t] = _train_lane(center, context, lo, hi, 1, 0, syn0, syn1, accept, alias, negative, alpha,
-                                alpha_step, min_alpha, first_pair, seeds[t], grads[t], grads[t][:0])
-    return losses
+@njit(fastmath=FASTMATH, inline="always")
+def _pair_step(x, y, label, lr, grad):  # pragma: no cover - compiled
+    """One (input x, target y) step of word2vec.c: y moves now, x's change is gathered in ``grad``. Returns the
+    loss term."""
+    sigma, softplus_f, softplus_minus_f = sigmoid_softplus32(dot(x, y))
+    g = (np.float32(label) - sigma) * lr
+    _axpy(g, y, grad)
+    _axpy(g, x, y)
+    return np.float64(softplus_minus_f if label == 1 else softplus_f)
 
 
-@njit(parallel=True, nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
-def train_chunk_deterministic(center, context, syn0, syn1, syn1_lanes, touched, accept, alias, negative, alpha,
-                              alpha_step, min_alpha, first_pair, seeds, grads):  # pragma: no cover - compiled
-    """Lane t trains the chunk's pairs whose center ≡ t (mod lanes) on its own copy of syn1; then the lanes'
-    syn1 changes are summed into ``syn1`` in lane order and every copy is reset to it. Only rows some lane
-    touched (``touched[lane, row]``) are merged, so the merge costs what the chunk used, not the vocabulary.
-    Returns per-lane losses."""
-    lanes = len(seeds)
-    n = len(center)
-    losses = np.zeros(lanes)
-    for t in prange(lanes):
-        losses[t] = _train_lane(center, context, 0, n, lanes, t, syn0, syn1_lanes[t], accept, alias, negative,
-                                alpha, alpha_step, min_alpha, first_pair, seeds[t], grads[t], touched[t])
-    vocab, dim = syn1.shape
-    for r in prange(vocab):
-        hit = False
+@njit(fastmath=FASTMATH, nogil=True, cache=True)
+def train_windows(tokens, center, left, right, lo, hi, first_pair, syn0, syn1, vocab, negative, shared, alpha,
+                  alpha_step, min_alpha, noise, lane, capacity0, capacity1, slot0, slot1, copied0, copied1, rows0,
+                  rows1, gain, sigma, softplus, delta, grad):  # pragma: no cover - compiled
+    """Train windows lo..hi-1 of a shard with the noise words drawn for them; return their summed loss (float64).
+
+    ``first_pair`` is the global index of window lo's first pair (for the learning rate). ``slot`` maps a word
+    that several lanes touch to its private copies (-1 for the others), ``copied`` says which this lane made.
+    The rest is scratch: rows0 (contexts' rows), rows1 (targets' rows), gain (m × K+1), sigma (m·(K+1)) and
+    softplus (2 × m·(K+1)), delta (m × dim), grad (dim).
+    """
+    pair = first_pair
+    drawn = 0
+    loss = 0.0
+    for w in range(lo, hi):
+        p = np.int64(center[w])
+        m = np.int64(left[w]) + np.int64(right[w])
+        lr = np.float32(max(alpha - alpha_step * pair, min_alpha))
+        pair += m
+        c = np.int64(tokens[p])
+        k = 0
+        for q in range(p - np.int64(left[w]), p + np.int64(right[w]) + 1):
+            if q != p:
+                rows0[k] = _row(np.int64(tokens[q]), lane, vocab, capacity0, slot0, copied0, syn0)
+                k += 1
+        if shared:
+            rows1[0] = _row(c, lane, vocab, capacity1, slot1, copied1, syn1)
+            targets = 1
+            for _ in range(negative):
+                if noise[drawn] != c:  # a noise word equal to the center is skipped, for every context
+                    rows1[targets] = _row(noise[drawn], lane, vocab, capacity1, slot1, copied1, syn1)
+                    targets += 1
+                drawn += 1
+            loss += _shared_window(syn0, syn1, rows0, rows1, m, targets, lr, gain, sigma, softplus, delta)
+        else:
+            center_row = _row(c, lane, vocab, capacity1, slot1, copied1, syn1)
+            for i in range(m):
+                x = syn0[rows0[i]]
+                grad[:] = 0.0
+                loss += _pair_step(x, syn1[center_row], 1, lr, grad)
+                for _ in range(negative):
+                    if noise[drawn] != c:
+                        target = _row(noise[drawn], lane, vocab, capacity1, slot1, copied1, syn1)
+                        loss += _pair_step(x, syn1[target], 0, lr, grad)
+                    drawn += 1
+                _axpy(np.float32(1.0), grad, x)
+    return loss
+
+
+@njit(fastmath=FASTMATH, nogil=True, cache=True)
+def find_shared_rows(touch, touched, count, slot, words):  # pragma: no cover - compiled
+    """Give every row that two or more lanes touch a private slot (in lane order, then order of first touch, so
+    the same run numbers them the same way); return how many."""
+    lanes = len(count)
+    shared = 0
+    for t in range(lanes):
+        for k in range(count[t]):
+            word = touched[t, k]
+            if slot[word] >= 0:
+                continue
+            others = 0
+            for u in range(lanes):
+                others += touch[u, word]
+            if others > 1:
+                slot[word] = shared
+                words[shared] = word
+                shared += 1
+    return shared
+
+
+@njit(parallel=True, nogil=True, fastmath=FASTMATH, cache=True)
+def merge_shared_rows(matrix, vocab, capacity, words, shared, copied, slot):  # pragma: no cover - compiled
+    """Add each lane's change of each shared row to the model, lane after lane, and forget the private copies."""
+    lanes = copied.shape[0]
+    for s in prange(shared):
+        row = matrix[words[s]]
         for t in range(lanes):
-            if touched[t, r]:
-                hit = True
-                touched[t, r] = 0
-        if not hit:
-            continue
-        for d in range(dim):
-            base = syn1[r, d]
-            total = base
-            for t in range(lanes):
-                total += syn1_lanes[t, r, d] - base
-            syn1[r, d] = total
-            for t in range(lanes):
-                syn1_lanes[t, r, d] = total
+            if copied[t, s]:
+                private = matrix[vocab + t * capacity + s]
+                for d in range(len(row)):
+                    private[d] -= row[d]
+        for t in range(lanes):
+            if copied[t, s]:
+                _axpy(np.float32(1.0), matrix[vocab + t * capacity + s], row)
+                copied[t, s] = 0
+        slot[words[s]] = -1
+
+
+@njit(parallel=True, nogil=True, fastmath=FASTMATH, cache=True)
+def train_chunk_lanes(tokens, center, left, right, bounds, first_pairs, syn0, syn1, vocab, accept, alias, negative,
+                      shared, alpha, alpha_step, min_alpha, seeds, noise, merge, touch0, touch1, touched0, touched1,
+                      count, slot0, slot1, words0, words1, copied0, copied1, rows0, rows1, gain, sigma, softplus,
+                      delta, grad):  # pragma: no cover - compiled
+    """Lane t trains windows bounds[t]..bounds[t+1]-1. With ``merge``, rows that several lanes touch are trained
+    on private copies, whose changes are then added to the model in lane order. Returns per-lane losses."""
+    lanes = len(seeds)
+    for t in prange(lanes):
+        draw_noise(tokens, center, left, right, bounds[t], bounds[t + 1], vocab, accept, alias, negative, shared,
+                   seeds[t], noise[t], merge, touch0[t], touch1[t], touched0[t], touched1[t], count[t])
+    shared0 = find_shared_rows(touch0, touched0, count[:, 0], slot0, words0) if merge else 0
+    shared1 = find_shared_rows(touch1, touched1, count[:, 1], slot1, words1) if merge else 0
+    capacity0, capacity1 = copied0.shape[1], copied1.shape[1]
+    losses = np.zeros(lanes)
+    for t in prange(lanes):
+        losses[t] = train_windows(tokens, center, left, right, bounds[t], bounds[t + 1], first_pairs[t], syn0, syn1,
+                                  vocab, negative, shared, alpha, alpha_step, min_alpha, noise[t], t, capacity0,
+                                  capacity1, slot0, slot1, copied0[t], copied1[t], rows0[t], rows1[t], gain[t],
+                                  sigma[t], softplus[t], delta[t], grad[t, :syn0.shape[1]])
+    if merge:
+        merge_shared_rows(syn0, vocab, capacity0, words0, shared0, copied0, slot0)
+        merge_shared_rows(syn1, vocab, capacity1, words1, shared1, copied1, slot1)
+        for t in prange(lanes):
+            for k in range(count[t, 0]):
+                touch0[t, touched0[t, k]] = 0
+            for k in range(count[t, 1]):
+                touch1[t, touched1[t, k]] = 0
+            count[t, 0] = 0
+            count[t, 1] = 0
     return losses
+
+
+def padded(dim: int) -> int:
+    return -(-dim // LANES) * LANES
 
 
 class CpuTrainer:
-    """Trains chunks of pairs in place on (syn0, syn1) with the compiled kernels above."""
+    """Trains chunks of windows on (syn0, syn1) with the compiled kernels above."""
 
     @classmethod
     def from_params(cls, params: TrainParams, device: str, syn0: np.ndarray, syn1: np.ndarray,
                     noise: tuple[np.ndarray, np.ndarray], schedule: Schedule) -> "CpuTrainer":
-        return cls(syn0, syn1, *noise, params.negative, schedule, worker_count(params.threads), params.deterministic)
-
-    @staticmethod
-    def chunk_pairs(params: TrainParams) -> int:
-        """Pairs per chunk: the lanes' merge interval."""
-        return params.sync_every
+        return cls(syn0, syn1, *noise, params.negative, schedule, worker_count(params.threads), params.deterministic,
+                   params.shared_negatives, params.sync_every)
 
     def __init__(self, syn0: np.ndarray, syn1: np.ndarray, accept: np.ndarray, alias: np.ndarray, negative: int,
-                 schedule: Schedule, lanes: int, deterministic: bool) -> None:
+                 schedule: Schedule, lanes: int, deterministic: bool, shared_negatives: bool = True,
+                 chunk_pairs: int = 65536) -> None:
         import numba
 
         numba.set_num_threads(min(lanes, numba.config.NUMBA_NUM_THREADS))
-        self.syn0, self.syn1 = syn0, syn1
         self.accept, self.alias, self.negative, self.schedule = accept, alias, negative, schedule
-        self.lanes = lanes
-        self.deterministic = deterministic
-        self.grads = np.zeros((lanes, syn0.shape[1]), dtype=np.float32)
-        self.merging = deterministic and lanes > 1  # one lane is sequential SGD: nothing to merge
-        if self.merging:
-            self.syn1_lanes = np.repeat(syn1[None], lanes, axis=0)
-            self.touched = np.zeros((lanes, syn1.shape[0]), dtype=np.uint8)
+        self.lanes, self.deterministic, self.shared = lanes, deterministic, shared_negatives
+        self.merge = deterministic and lanes > 1  # one lane is sequential SGD: nothing to merge
+        self.vocab, self.dim = syn0.shape
+        # Pairs per chunk: how often the lanes' copies of shared rows are merged. The lanes' changes of a row are
+        # summed, which overshoots once each lane has moved a row many times on its own: a small vocabulary is
+        # merged more often (measured: 40 words diverge at 20,000 pairs per merge, train well at 2,000).
+        self.chunk_size = min(chunk_pairs, MERGE_PAIRS_PER_WORD * self.vocab) if self.merge else chunk_pairs
+        chunk_pairs = self.chunk_size
+        width = padded(self.dim)
+        # A chunk ends within one window past chunk_pairs: that bounds what a lane can touch and draw.
+        self.max_pairs = max_pairs = chunk_pairs + MAX_CONTEXT
+        capacity0 = min(self.vocab, max_pairs) if self.merge else 0
+        capacity1 = min(self.vocab, max_pairs * (negative + 1)) if self.merge else 0
+        # The model's rows, then each lane's private copies of shared rows; np.empty commits memory only for the
+        # rows used, and the padding stays zero.
+        self.syn0 = np.zeros((self.vocab + lanes * capacity0, width), dtype=np.float32)
+        self.syn1 = np.zeros((self.vocab + lanes * capacity1, width), dtype=np.float32)
+        self.syn0[:self.vocab, :self.dim] = syn0
+        self.syn1[:self.vocab, :self.dim] = syn1
+        self.noise = np.zeros((lanes, max_pairs * negative), dtype=np.int64)
+        marks = self.vocab if self.merge else 0
+        self.touch0 = np.zeros((lanes, marks), dtype=np.uint8)
+        self.touch1 = np.zeros((lanes, marks), dtype=np.uint8)
+        self.touched0 = np.zeros((lanes, capacity0), dtype=np.int64)
+        self.touched1 = np.zeros((lanes, capacity1), dtype=np.int64)
+        # Per-lane scratch: each lane's part padded to its own cache lines (two lanes writing one line would make it
+        # bounce between their cores on every write).
+        self.count = np.zeros((lanes, SEPARATE), dtype=np.int64)
+        self.slot0 = np.full(self.vocab, -1, dtype=np.int64)
+        self.slot1 = np.full(self.vocab, -1, dtype=np.int64)
+        self.words0 = np.zeros(capacity0, dtype=np.int64)
+        self.words1 = np.zeros(capacity1, dtype=np.int64)
+        self.copied0 = np.zeros((lanes, capacity0), dtype=np.uint8)
+        self.copied1 = np.zeros((lanes, capacity1), dtype=np.uint8)
+        self.rows0 = np.zeros((lanes, MAX_CONTEXT), dtype=np.int64)
+        self.rows1 = np.zeros((lanes, negative + 1 + SEPARATE), dtype=np.int64)
+        self.gain = np.zeros((lanes, MAX_CONTEXT, negative + 1), dtype=np.float32)
+        self.sigma = np.zeros((lanes, MAX_CONTEXT * (negative + 1)), dtype=np.float32)
+        self.softplus = np.zeros((lanes, 2, MAX_CONTEXT * (negative + 1)), dtype=np.float32)
+        self.delta = np.zeros((lanes, MAX_CONTEXT, width), dtype=np.float32)
+        self.grad = np.zeros((lanes, width + 2 * SEPARATE), dtype=np.float32)
 
     def describe(self) -> str:
         mode = "deterministic" if self.deterministic else "Hogwild"
-        return f"{mode}, {self.lanes} lane{'s' if self.lanes > 1 else ''}"
+        noise = "noise shared per window" if self.shared else "noise per pair"
+        return f"{mode}, {self.lanes} lane{'s' if self.lanes > 1 else ''}, {noise}"
 
-    def train_chunk(self, center: np.ndarray, context: np.ndarray, first_pair: int, seeds: np.ndarray) -> float:
-        """Train the pairs in place; return their summed loss."""
+    def train_chunk(self, shard: WindowShard, lo: int, hi: int, first_pair: int, seeds: np.ndarray) -> float:
+        """Train windows lo..hi-1 of the shard in place; return their summed loss."""
+        return float(train_chunk_lanes(*self.kernel_arguments(shard, lo, hi, first_pair, seeds)).sum())
+
+    def kernel_arguments(self, shard: WindowShard, lo: int, hi: int, first_pair: int, seeds: np.ndarray) -> tuple:
+        """What :func:`train_chunk_lanes` is called with for a chunk (also what compiles it, for a given CPU)."""
+        cumulative = np.concatenate([[0], np.cumsum(shard.pair_counts()[lo:hi])])
+        if cumulative[-1] > self.max_pairs:
+            raise ValueError(f"a chunk of {cumulative[-1]} pairs: this trainer takes at most {self.max_pairs}")
+        # Lane boundaries at equal shares of the chunk's pairs.
+        bounds = lo + np.searchsorted(cumulative, np.linspace(0, cumulative[-1], self.lanes + 1)[1:-1])
+        bounds = np.concatenate([[lo], bounds, [hi]]).astype(np.int64)
+        first_pairs = first_pair + cumulative[bounds - lo]
         s = self.schedule
-        if self.merging:
-            losses = train_chunk_deterministic(center, context, self.syn0, self.syn1, self.syn1_lanes, self.touched,
-                                               self.accept, self.alias, self.negative, s.alpha, s.step,
-                                               s.min_alpha, first_pair, seeds, self.grads)
-        else:
-            losses = train_chunk_hogwild(center, context, self.syn0, self.syn1, self.accept, self.alias,
-                                         self.negative, s.alpha, s.step, s.min_alpha, first_pair, seeds, self.grads)
-        return float(losses.sum())
+        return (shard.tokens, shard.center, shard.left, shard.right, bounds, first_pairs, self.syn0, self.syn1,
+                self.vocab, self.accept, self.alias, self.negative, self.shared, s.alpha, s.step, s.min_alpha, seeds,
+                self.noise, self.merge, self.touch0, self.touch1, self.touched0, self.touched1, self.count, self.slot0,
+                self.slot1, self.words0, self.words1, self.copied0, self.copied1, self.rows0, self.rows1, self.gain,
+                self.sigma, self.softplus, self.delta, self.grad)
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.syn0, self.syn1
+        """The model (copies of its rows, without the padding)."""
+        return (np.ascontiguousarray(self.syn0[:self.vocab, :self.dim]),
+                np.ascontiguousarray(self.syn1[:self.vocab, :self.dim]))
 
 
 forget_stale_compilations(__name__)

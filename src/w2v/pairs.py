@@ -1,151 +1,177 @@
-"""Training pairs: the encoded corpus → shuffled (center, context) pair shards, one set per epoch.
+"""Training windows: the encoded corpus → shuffled window shards, one set per epoch.
 
-For each epoch, with its own random stream derived from ``pairs.seed``:
+For each epoch and each batch of documents of the id file (a *unit*), with its own random stream derived from
+(``pairs.seed``, epoch, batch):
 
 1. **subsample** frequent words with word2vec's keep probability (:func:`w2v.frequencies.keep_probabilities`);
-2. give each kept center a **dynamic window** ``b`` drawn uniformly from 1..``pairs.window`` and pair it with
-   every kept word within distance ``b`` on both sides, never across a document boundary;
-3. cut the stream into shards of exactly ``pairs.shard_size`` pairs (the last one shorter), **shuffle** each
-   shard, and list the shards in a random order in the manifest (the order the trainer reads them).
+2. give each kept word a **dynamic window**: a reach ``b`` drawn uniformly from 1..``pairs.window``; its context
+   is every kept word within distance ``b`` on either side, never across a document boundary (word2vec.c's and
+   gensim's law: ``b`` is drawn per center, the text is the subsampled one);
+3. cut the windows, in text order, into shards of about ``pairs.shard_size`` pairs, **shuffle** each shard's
+   windows, and list the epoch's shards in a random order in the manifest (the order the trainer reads them).
 
-Everything is vectorised numpy over one id batch at a time (about 1.5M tokens), so memory is bounded by the
-batch and shard sizes, not the corpus. Epochs are independent and are built in parallel processes.
-
-Outputs in ``data/pairs/``: ``epoch-NN/shard-NNN.arrow`` (Arrow IPC, int32 ``center`` and ``context``,
-memory-mappable), ``keep_prob.npy`` (float64, row = word id) and ``manifest.json`` (params, seeds, and per
-shard its pairs, bytes and sha256). Stats go to ``metrics/pairs.json``.
+Units are independent, so they run in parallel processes (``pairs.workers``) and a one-epoch run still uses
+every core; the output does not depend on how many there are. Memory is bounded by one batch of the id file.
+The format of a shard is described in :mod:`w2v.shards`.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import logging
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from w2v.arrow_io import iter_id_batches
+from w2v.arrow_io import count_id_batches, iter_id_batches
+from w2v.errors import W2VError
 from w2v.frequencies import keep_probabilities
 from w2v.params import PairsParams, worker_count
-from w2v.shards import EpochInfo, PairManifest, ShardInfo, write_pair_shard
+from w2v.shards import FORMAT, EpochInfo, PairManifest, ShardInfo, WindowShard, token_dtype, write_window_shard
 
 log = logging.getLogger(__name__)
 
-SHUFFLE_BUCKET = 4096  # pairs per bucket of the two-level shuffle: small enough to stay in cache
+NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+WINDOW_BYTES = 4 + 1 + 1  # center, left, right
 
 
-def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
-    """Each epoch's own stream: independent of the others, and of how many processes build them."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(epoch,))))
+def unit_rng(seed: int, epoch: int, batch: int | None = None) -> np.random.Generator:
+    """The random stream of one epoch (shard order) or of one (epoch, batch) unit: independent of the others,
+    and of how many processes build them."""
+    key = (epoch,) if batch is None else (epoch, batch)
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
 
 
 def subsample(ids: np.ndarray, offsets: np.ndarray, keep_prob: np.ndarray,
               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Keep each token with its word's probability; return (kept ids, document index of each kept id)."""
-    document = np.repeat(np.arange(len(offsets) - 1, dtype=np.int32), np.diff(offsets))
+    """Keep each token with its word's probability; return (kept ids, document offsets into the kept ids)."""
     keep = rng.random(len(ids)) < keep_prob[ids]
-    return ids[keep], document[keep]
+    document = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    kept_offsets = np.zeros(len(offsets), dtype=np.int64)
+    np.cumsum(np.bincount(document[keep], minlength=len(offsets) - 1), out=kept_offsets[1:])
+    return ids[keep], kept_offsets
 
 
-def window_pairs(ids: np.ndarray, document: np.ndarray, window: int, rng: np.random.Generator) -> np.ndarray:
-    """All (center, context) pairs of the dynamic window, as an (n, 2) int32 array.
+def draw_windows(kept_offsets: np.ndarray, window: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each kept word's window: (position, left, right), for the words with at least one context word.
 
-    Center i draws b_i in 1..window; it pairs with i-d and i+d for every d <= b_i in the same document.
-    One vectorised pass per distance d and side, so the cost is O(window * tokens) with no Python per token.
+    The reach b is drawn per word in 1..window; ``left``/``right`` are b clipped to the word's document.
     """
-    reach = rng.integers(1, window + 1, size=len(ids), dtype=np.int16)
-    centers, contexts = [], []
-    for d in range(1, min(window, len(ids) - 1) + 1):
-        same_document = document[d:] == document[:-d]
-        right = same_document & (reach[:-d] >= d)  # center i, context i+d
-        centers.append(ids[:-d][right])
-        contexts.append(ids[d:][right])
-        left = same_document & (reach[d:] >= d)  # center i+d, context i
-        centers.append(ids[d:][left])
-        contexts.append(ids[:-d][left])
-    pairs = np.empty((sum(map(len, centers)), 2), dtype=np.int32)
-    if len(pairs):
-        pairs[:, 0] = np.concatenate(centers)
-        pairs[:, 1] = np.concatenate(contexts)
-    return pairs
+    n = int(kept_offsets[-1])
+    reach = rng.integers(1, window + 1, size=n, dtype=np.int64)
+    document = np.repeat(np.arange(len(kept_offsets) - 1), np.diff(kept_offsets))
+    position = np.arange(n, dtype=np.int64)
+    left = np.minimum(reach, position - kept_offsets[:-1][document])
+    right = np.minimum(reach, kept_offsets[1:][document] - 1 - position)
+    used = (left + right) > 0
+    return position[used], left[used].astype(np.uint8), right[used].astype(np.uint8)
 
 
-def shuffle_pairs(pairs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A uniformly random permutation of the rows of an (n, 2) int32 array.
-
-    Two levels (Rao-Sandelius): deal the pairs into random buckets with a stable radix sort, then shuffle each
-    small bucket in cache. The result is uniform, and ~1.5x faster than one shuffle of the whole array, whose
-    random accesses miss the cache.
-    """
-    flat = np.ascontiguousarray(pairs).view(np.int64).reshape(-1)  # one 8-byte unit per pair
-    buckets = int(min(256, max(1, len(flat) // SHUFFLE_BUCKET)))
-    keys = rng.integers(0, buckets, size=len(flat), dtype=np.uint8)
-    shuffled = flat[np.argsort(keys, kind="stable")]
-    start = 0
-    for end in np.cumsum(np.bincount(keys, minlength=buckets)):
-        rng.shuffle(shuffled[start:end])
-        start = end
-    return shuffled.view(np.int32).reshape(-1, 2)
+def shard_bounds(pairs_per_window: np.ndarray, shard_size: int) -> np.ndarray:
+    """Window indices where shards start and end (a new shard every ``shard_size`` cumulative pairs)."""
+    cumulative = np.cumsum(pairs_per_window)
+    total = int(cumulative[-1]) if len(cumulative) else 0
+    cuts = np.searchsorted(cumulative, np.arange(shard_size, total, shard_size), side="left") + 1
+    return np.unique(np.concatenate([[0], cuts, [len(pairs_per_window)]]))
 
 
-def write_shard(out_dir: Path, path: Path, pairs: np.ndarray, rng: np.random.Generator) -> ShardInfo:
-    shuffled = shuffle_pairs(pairs, rng)
-    write_pair_shard(path, np.ascontiguousarray(shuffled[:, 0]), np.ascontiguousarray(shuffled[:, 1]))
-    return ShardInfo.of(out_dir, path, len(pairs))
+def make_shard(kept: np.ndarray, position: np.ndarray, left: np.ndarray, right: np.ndarray, dtype: np.dtype,
+               rng: np.random.Generator) -> WindowShard:
+    """A shard of the given windows (in text order): the stretch of text they read, and the windows shuffled."""
+    start = int((position - left).min())
+    end = int((position + right).max()) + 1
+    order = rng.permutation(len(position))
+    return WindowShard(kept[start:end].astype(dtype), (position - start)[order].astype(np.uint32), left[order],
+                       right[order])
 
 
-def build_epoch(ids_path: Path, keep_prob: np.ndarray, window: int, shard_size: int, seed: int, epoch: int,
-                out_dir: Path) -> EpochInfo:
-    """Write one epoch's shards under ``out_dir/epoch-NN``; return its manifest entry."""
-    rng = epoch_rng(seed, epoch)
+def build_unit(ids_path: Path, batch: int, keep_prob: np.ndarray, params: PairsParams, epoch: int,
+               out_dir: Path) -> tuple[list[ShardInfo], int, int]:
+    """Write the shards of one (epoch, batch) unit; return (their infos, words read, words kept)."""
+    offsets, ids = next(iter_id_batches(ids_path, start=batch, stop=batch + 1))
+    rng = unit_rng(params.seed, epoch, batch)
+    kept, kept_offsets = subsample(ids, offsets, keep_prob, rng)
+    position, left, right = draw_windows(kept_offsets, params.window, rng)
+    dtype = token_dtype(len(keep_prob))
+    bounds = shard_bounds(left.astype(np.int64) + right, params.shard_size)
     epoch_dir = out_dir / f"epoch-{epoch:02d}"
-    epoch_dir.mkdir()
-    shards: list[ShardInfo] = []
-    pending = np.empty((0, 2), dtype=np.int32)
-    words = kept_words = 0
+    epoch_dir.mkdir(exist_ok=True)
+    infos = []
+    for piece, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        shard = make_shard(kept, position[lo:hi], left[lo:hi], right[lo:hi], dtype, rng)
+        path = epoch_dir / f"shard-{batch:05d}-{piece:03d}.arrow"
+        write_window_shard(path, shard)
+        infos.append(ShardInfo.of(out_dir, path, shard))
+    return infos, len(ids), len(kept)
 
-    def flush(pairs: np.ndarray) -> None:
-        shards.append(write_shard(out_dir, epoch_dir / f"shard-{len(shards):03d}.arrow", pairs, rng))
 
-    for offsets, ids in iter_id_batches(ids_path):
-        kept, document = subsample(ids, offsets, keep_prob, rng)
-        words += len(ids)
-        kept_words += len(kept)
-        pending = np.concatenate([pending, window_pairs(kept, document, window, rng)])
-        start = 0
-        while len(pending) - start >= shard_size:
-            flush(pending[start:start + shard_size])
-            start += shard_size
-        pending = pending[start:].copy()  # drop the reference to the large array
-    if len(pending) or not shards:
-        flush(pending)
-    order = rng.permutation(len(shards))
-    return EpochInfo(epoch, {"entropy": seed, "spawn_key": [epoch]}, words, kept_words, sum(s.pairs for s in shards),
-                     tuple(shards[i] for i in order))
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """np.save through a plain write, so that a full disk raises OSError with its errno (numpy's own writer
+    reports a short write without one)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    path.write_bytes(buffer.getvalue())
+
+
+def estimate_bytes(counts: np.ndarray, keep_prob: np.ndarray, params: PairsParams) -> int:
+    """About what the shards take on disk: every kept word once in the text and (at most) once as a window."""
+    kept_per_epoch = float(np.dot(counts.astype(np.float64), keep_prob))
+    per_word = token_dtype(len(counts)).itemsize + WINDOW_BYTES
+    return int(params.epochs * kept_per_epoch * per_word * 1.02) + (1 << 20)
+
+
+def check_free_space(out_dir: Path, needed: int) -> None:
+    free = shutil.disk_usage(out_dir).free
+    if needed > free:
+        raise W2VError(f"{out_dir.parent}: the pair shards need about {needed / 1e9:.2f} GB and the disk has "
+                       f"{free / 1e9:.2f} GB free; free some space, or lower pairs.epochs, or raise pairs.sample "
+                       f"(fewer frequent words kept)")
 
 
 def build_pairs(ids_path: Path, counts: np.ndarray, params: PairsParams, out_dir: Path) -> PairManifest:
     """Write keep_prob.npy and every epoch's shards into ``out_dir``; return the manifest (not yet written)."""
     keep_prob = keep_probabilities(counts, params.sample)
-    np.save(out_dir / "keep_prob.npy", keep_prob)
-    workers = min(worker_count(params.workers), params.epochs)
-    job = (ids_path, keep_prob, params.window, params.shard_size, params.seed)
-    epochs: list[EpochInfo] = []
-    with tqdm(total=params.epochs, desc="pairs", unit="epoch", disable=None) as bar:
-        if workers == 1:
-            for epoch in range(params.epochs):
-                epochs.append(build_epoch(*job, epoch, out_dir))
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(build_epoch, *job, epoch, out_dir) for epoch in range(params.epochs)]
-                for future in as_completed(futures):
-                    epochs.append(future.result())
+    needed = estimate_bytes(counts, keep_prob, params)
+    check_free_space(out_dir, needed)
+    batches = count_id_batches(ids_path)
+    units = [(epoch, batch) for epoch in range(params.epochs) for batch in range(batches)]
+    workers = min(worker_count(params.workers), len(units))
+    results: dict[tuple[int, int], tuple] = {}
+    try:
+        save_npy(out_dir / "keep_prob.npy", keep_prob)
+        with tqdm(total=len(units), desc="pairs", unit="batch", disable=None) as bar:
+            if workers <= 1:
+                for epoch, batch in units:
+                    results[epoch, batch] = build_unit(ids_path, batch, keep_prob, params, epoch, out_dir)
                     bar.update()
-    epochs.sort(key=lambda e: e.epoch)
-    return PairManifest(params.to_dict() | {"workers": None}, len(counts), "int32", ("center", "context"),
-                        tuple(epochs))
+            else:
+                with ProcessPoolExecutor(max_workers=workers) as pool:
+                    futures = {unit: pool.submit(build_unit, ids_path, unit[1], keep_prob, params, unit[0], out_dir)
+                               for unit in units}
+                    for unit, future in futures.items():
+                        results[unit] = future.result()
+                        bar.update()
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise W2VError(f"{out_dir.parent}: the disk filled up while writing the pair shards "
+                           f"({os.strerror(exc.errno)}); "
+                           f"nothing was kept. They need about {needed / 1e9:.2f} GB: free some space, or lower "
+                           f"pairs.epochs") from None
+        raise
+    epochs = []
+    for epoch in range(params.epochs):
+        shards = [info for batch in range(batches) for info in results[epoch, batch][0]]
+        order = unit_rng(params.seed, epoch).permutation(len(shards))
+        epochs.append(EpochInfo(epoch, sum(results[epoch, b][1] for b in range(batches)),
+                                sum(results[epoch, b][2] for b in range(batches)), sum(s.windows for s in shards),
+                                sum(s.pairs for s in shards), tuple(shards[i] for i in order)))
+    return PairManifest(FORMAT, params.result_dict(), len(counts), token_dtype(len(counts)).name, tuple(epochs))
 
 
 def pair_stats(manifest: PairManifest) -> dict:
@@ -155,6 +181,7 @@ def pair_stats(manifest: PairManifest) -> dict:
     words = epochs[0].words
     kept = sum(e.kept_words for e in epochs) / len(epochs)
     return {"words": words, "kept_words_per_epoch": round(kept, 1), "kept_ratio": round(kept / words, 6),
-            "pairs": pairs, "pairs_per_epoch": round(pairs / len(epochs), 1),
+            "windows": sum(e.windows for e in epochs), "pairs": pairs,
+            "pairs_per_epoch": round(pairs / len(epochs), 1),
             "shards": sum(len(e.shards) for e in epochs), "bytes": size,
-            "bytes_per_million_pairs": round(size / pairs * 1e6) if pairs else 0}
+            "bytes_per_pair": round(size / pairs, 4) if pairs else 0.0}

@@ -178,23 +178,25 @@ class VocabParams(Section):
 
 @dataclass(frozen=True)
 class PairsParams(Section):
-    window: int = param(5, ge=1, help="largest distance between center and context; each center draws 1..window")
+    window: int = param(5, ge=1, le=255, help="largest center-context distance; each center draws its reach 1..window")
     sample: float = param(1e-3, ge=0, help="subsampling threshold s of frequent words (0 = keep every word)")
     epochs: int = param(5, ge=1, help="training epochs: one freshly subsampled set of pair shards each")
     seed: int = param(1, ge=0, help="seed of subsampling, windows and shuffling (each epoch derives its own)")
-    shard_size: int = param(10_000_000, ge=1, help="pairs per shard file (8 bytes each)")
-    workers: int = param(0, ge=0, help="epochs built in parallel (0 = all cores)", speed_only=True)
+    shard_size: int = param(10_000_000, ge=1, help="pairs per shard file, about (a shard never spans two id batches)")
+    workers: int = param(0, ge=0, help="batches of the corpus built in parallel (0 = all cores)", speed_only=True)
 
 
 @dataclass(frozen=True)
 class TrainParams(Section):
     dim: int = param(100, ge=1, help="vector size")
-    negative: int = param(5, ge=1, help="noise words drawn per (center, context) pair")
+    negative: int = param(5, ge=1, help="noise words per (center, context) pair")
+    shared_negatives: bool = param(True, help="one draw of noise words per window, shared by its contexts "
+                                              "(false: a fresh draw per pair, as word2vec.c)")
     ns_exponent: float = param(0.75, ge=-2.0, le=2.0, help="noise words drawn with probability ∝ count^ns_exponent")
     alpha: float = param(0.025, gt=0, le=1, help="initial learning rate (decays linearly over all pairs)")
     min_alpha: float = param(0.0001, ge=0, help="final learning rate (<= alpha)")
     batch_size: int = param(16384, ge=1, help="CUDA: pairs per batched SGD step")
-    sync_every: int = param(65536, ge=1, help="CPU, deterministic: pairs between merges of the lanes' output vectors")
+    sync_every: int = param(65536, ge=1, help="CPU, deterministic: pairs between merges of the lanes' private rows")
     seed: int = param(1, ge=0, help="seed of the initial vectors and the noise words")
     device: str = param("auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when a GPU is visible, else cpu")
     threads: int = param(2, ge=0, help="CPU threads (0 = all cores); part of the result in deterministic mode")

@@ -10,8 +10,11 @@ builds. Each of these makes the trained vectors depend on the machine. Here:
   changing any lane's order of additions;
 * the kernels compile with :data:`FASTMATH` only (no reassociation, no contraction, no approximate
   functions), so every other multiply and add is its own IEEE operation;
-* :func:`exp`, :func:`log1p_unit` and :func:`log` are polynomials in plain multiplies and adds, with powers of
-  two built from their bits, so no library function is called.
+* :func:`exp32` (the kernels' σ and softplus, :func:`sigmoid_softplus32`), :func:`exp` and :func:`log` (the noise
+  distribution's powers) are polynomials in plain multiplies and adds, with powers of two built from their
+  bits, so no library function is called;
+* :func:`accumulate` (``y += Σ c_k·x_k``) keeps ``LANES`` elements of y in registers across the k rows, each
+  element still summed in k order.
 
 Every step is an IEEE-754 operation in a fixed order, so x86-64 (any SIMD width) and arm64 give the same bits.
 ``tests/test_portable_math.py`` compiles and runs the kernels for several code targets and compares the bytes.
@@ -34,6 +37,7 @@ from numba.extending import intrinsic
 # that lets the compiler change the order or the rounding of an operation.
 FASTMATH = {"nnan", "ninf"}
 LANES = 16
+UNROLL = 4  # blocks of LANES that accumulate() keeps in registers at once
 
 LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * LN2_HI is exact for |k| < 2**11
 LN2_LO = 1.90821492927058770002e-10
@@ -78,6 +82,86 @@ def dot(typingctx, x, y):
 
 
 @intrinsic
+def accumulate(typingctx, y, coefs, matrix, rows, n):
+    """y += Σ_{k<n} coefs[k] · matrix[rows[k]]: each element of y gets its n products added in k order (one IEEE
+    multiply and one add each, as n separate ``y += c·x`` loops would), with ``LANES`` elements kept in registers
+    across the n rows instead of being stored and reloaded for each."""
+    if not (isinstance(y, types.Array) and y.ndim == 1 and y.layout == "C" and y.dtype == types.float32
+            and isinstance(coefs, types.Array) and coefs.ndim == 1 and coefs.dtype == types.float32
+            and isinstance(matrix, types.Array) and matrix.ndim == 2 and matrix.layout == "C"
+            and matrix.dtype == types.float32 and isinstance(rows, types.Array) and rows.ndim == 1
+            and rows.dtype == types.int64 and isinstance(n, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        y_type, coefs_type, matrix_type, rows_type, _ = signature.args
+        ya = context.make_array(y_type)(context, builder, args[0])
+        ca = context.make_array(coefs_type)(context, builder, args[1])
+        ma = context.make_array(matrix_type)(context, builder, args[2])
+        ra = context.make_array(rows_type)(context, builder, args[3])
+        n = context.cast(builder, args[4], signature.args[4], types.int64)
+        f32, i64 = ir.FloatType(), ir.IntType(64)
+        vector = ir.VectorType(f32, LANES)
+        dim = builder.extract_value(ya.shape, 0)
+        row_floats = builder.extract_value(ma.shape, 1)
+
+        def coef(k):
+            return builder.load(cgutils.get_item_pointer(context, builder, coefs_type, ca, [k]))
+
+        def row_start(k):
+            row = builder.load(cgutils.get_item_pointer(context, builder, rows_type, ra, [k]))
+            return builder.gep(ma.data, [builder.mul(row, row_floats)])
+
+        blocks = builder.udiv(dim, ir.Constant(i64, LANES))
+        yv = builder.bitcast(ya.data, vector.as_pointer())
+
+        def run(first_block, count):
+            """Blocks first_block..first_block+count-1 together: count independent chains of additions, so the
+            latency of one add is hidden behind the others."""
+            totals = [cgutils.alloca_once(builder, vector) for _ in range(count)]
+            for b, total in enumerate(totals):
+                index = builder.add(first_block, ir.Constant(i64, b))
+                builder.store(builder.load(builder.gep(yv, [index]), align=4), total)
+            with cgutils.for_range(builder, n) as k:
+                c = builder.insert_element(ir.Constant(vector, ir.Undefined), coef(k.index), ir.Constant(i64, 0))
+                c = builder.shuffle_vector(c, ir.Constant(vector, ir.Undefined),
+                                           ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+                xv = builder.bitcast(row_start(k.index), vector.as_pointer())
+                for b, total in enumerate(totals):
+                    x = builder.load(builder.gep(xv, [builder.add(first_block, ir.Constant(i64, b))]), align=4)
+                    builder.store(builder.fadd(builder.load(total), builder.fmul(c, x)), total)
+            for b, total in enumerate(totals):
+                index = builder.add(first_block, ir.Constant(i64, b))
+                builder.store(builder.load(total), builder.gep(yv, [index]), align=4)
+
+        groups = builder.udiv(blocks, ir.Constant(i64, UNROLL))
+        with cgutils.for_range(builder, groups) as group:
+            run(builder.mul(group.index, ir.Constant(i64, UNROLL)), UNROLL)
+        with cgutils.for_range_slice(builder, builder.mul(groups, ir.Constant(i64, UNROLL)), blocks,
+                                     ir.Constant(i64, 1)) as (block, _):
+            run(block, 1)
+        scalar = cgutils.alloca_once(builder, f32)
+        start = builder.mul(blocks, ir.Constant(i64, LANES))
+        with cgutils.for_range_slice(builder, start, dim, ir.Constant(i64, 1)) as (d, _):
+            builder.store(builder.load(builder.gep(ya.data, [d])), scalar)
+            with cgutils.for_range(builder, n) as k:
+                x = builder.load(builder.gep(row_start(k.index), [d]))
+                builder.store(builder.fadd(builder.load(scalar), builder.fmul(coef(k.index), x)), scalar)
+            builder.store(builder.load(scalar), builder.gep(ya.data, [d]))
+        return context.get_dummy_value()
+
+    return types.void(y, coefs, matrix, rows, n), codegen
+
+
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+@intrinsic
 def _bits(typingctx, x):
     """The IEEE-754 bits of a float64, as an int64."""
     def codegen(context, builder, signature, args):
@@ -116,6 +200,52 @@ def exp(x: float) -> float:
     return p * _from_bits((np.int64(k) + 1023) << 52)
 
 
+ROUND32 = np.float32(12582912.0)  # 1.5 * 2**23: x + ROUND32 - ROUND32 rounds x to an integer (|x| < 2**22)
+INV_LN2_32 = np.float32(1.44269504)
+LN2_HI_32 = np.float32(0.693145752)  # ln 2 split so that k * LN2_HI_32 is exact for |k| < 2**9
+LN2_LO_32 = np.float32(1.42860677e-06)
+EXP_LIMIT_32 = np.float32(80.0)
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def exp32(x):
+    """e**x in float32 (relative error about 2e-7) for x clipped to [-80, 80]: no branch, no call."""
+    x = min(max(x, -EXP_LIMIT_32), EXP_LIMIT_32)
+    k = (x * INV_LN2_32 + ROUND32) - ROUND32
+    r = (x - k * LN2_HI_32) - k * LN2_LO_32  # |r| <= ln(2)/2
+    p = np.float32(1.0 / 5040.0)
+    p = p * r + np.float32(1.0 / 720.0)
+    p = p * r + np.float32(1.0 / 120.0)
+    p = p * r + np.float32(1.0 / 24.0)
+    p = p * r + np.float32(1.0 / 6.0)
+    p = p * r + np.float32(0.5)
+    p = p * r + np.float32(1.0)
+    p = p * r + np.float32(1.0)
+    return p * _float32_from_bits((np.int32(k) + np.int32(127)) << np.int32(23))
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def sigmoid_softplus32(f):
+    """(σ(f), softplus(f), softplus(-f)) in float32 from one exp and one division."""
+    t = exp32(-abs(f))  # in (0, 1]
+    s = t / (np.float32(2.0) + t)  # log1p(t) = 2 atanh(s), 0 < s <= 1/3
+    s2 = s * s
+    p = np.float32(1.0 / 15.0)
+    p = p * s2 + np.float32(1.0 / 13.0)
+    p = p * s2 + np.float32(1.0 / 11.0)
+    p = p * s2 + np.float32(1.0 / 9.0)
+    p = p * s2 + np.float32(1.0 / 7.0)
+    p = p * s2 + np.float32(1.0 / 5.0)
+    p = p * s2 + np.float32(1.0 / 3.0)
+    p = p * s2 + np.float32(1.0)
+    log1p_t = np.float32(2.0) * s * p
+    q = np.float32(1.0) / (np.float32(1.0) + t)  # σ(|f|)
+    sigma = q if f >= 0 else t * q
+    plus = max(f, np.float32(0.0)) + log1p_t
+    minus = max(-f, np.float32(0.0)) + log1p_t
+    return sigma, plus, minus
+
+
 @njit(fastmath=FASTMATH, inline="always")
 def _atanh_series(s: float) -> float:
     """2 atanh(s) = log((1 + s) / (1 - s)) for |s| <= 1/3, to about 1e-17 relative."""
@@ -142,12 +272,6 @@ def _atanh_series(s: float) -> float:
 
 
 @njit(fastmath=FASTMATH, inline="always")
-def log1p_unit(t: float) -> float:
-    """log(1 + t) for 0 <= t <= 1 (what a softplus needs)."""
-    return _atanh_series(t / (2.0 + t))
-
-
-@njit(fastmath=FASTMATH, inline="always")
 def log(x: float) -> float:
     """Natural log of a positive, normal float64."""
     bits = _bits(x)
@@ -158,16 +282,6 @@ def log(x: float) -> float:
         k += 1
     kf = float(k)
     return (_atanh_series((m - 1.0) / (m + 1.0)) + kf * LN2_LO) + kf * LN2_HI
-
-
-@njit(fastmath=FASTMATH, inline="always")
-def sigmoid_softplus(f: float) -> tuple[float, float, float]:
-    """(σ(f), softplus(f), softplus(-f)) from one exp: -log σ(f) = softplus(-f), -log σ(-f) = softplus(f)."""
-    t = exp(-abs(f))  # in (0, 1]
-    log1p_t = log1p_unit(t)
-    if f >= 0.0:
-        return 1.0 / (1.0 + t), f + log1p_t, log1p_t
-    return t / (1.0 + t), log1p_t, log1p_t - f
 
 
 @njit(fastmath=FASTMATH, cache=True)

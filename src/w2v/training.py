@@ -1,11 +1,11 @@
 """The training loop: pair shards → word vectors, with exact resume, a loss curve and one interface for every
 trainer.
 
-The pairs are read in the manifest's order, epoch after epoch, in *chunks* (how many pairs is the trainer's
-choice: the lanes' merge interval on CPU, about 1M pairs of whole steps on CUDA). The learning rate decays
-linearly over every pair of every epoch. Each chunk's random draws come from (seed, epoch, shard, start), so a
-run can stop at any chunk boundary and resume to the same bytes: :func:`train` calls ``save_checkpoint`` at
-every epoch end, every ``checkpoint_minutes`` and on Ctrl-C.
+The window shards are read in the manifest's order, epoch after epoch, in *chunks* of windows (about as many
+pairs as the trainer asks for: the lanes' merge interval on CPU, about 1M pairs of whole steps on CUDA). The
+learning rate decays linearly over every pair of every epoch. Each chunk's random draws come from (seed, epoch,
+shard, start), so a run can stop at any chunk boundary and resume to the same bytes: :func:`train` calls
+``save_checkpoint`` at every epoch end, every ``checkpoint_minutes`` and on Ctrl-C.
 
 A trainer is any class with the :class:`Trainer` interface; :data:`TRAINERS` names the class for each device,
 so adding one (another architecture, several GPUs) is adding a class and a line there.
@@ -22,34 +22,34 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
 from w2v.errors import W2VError
 from w2v.params import TrainParams
 from w2v.sgns import Schedule
-from w2v.shards import PairManifest, read_pair_shard
+from w2v.shards import PairManifest, WindowShard, read_window_shard
 
 log = logging.getLogger(__name__)
 
 
 class Trainer(Protocol):
-    """What the loop needs of a trainer. ``lanes`` is how many independent random streams a chunk gets."""
+    """What the loop needs of a trainer. ``lanes`` is how many independent random streams a chunk gets,
+    ``chunk_size`` how many pairs it wants per chunk."""
 
     lanes: int
+    chunk_size: int
 
     @classmethod
     def from_params(cls, params: TrainParams, device: str, syn0: np.ndarray, syn1: np.ndarray,
                     noise: tuple[np.ndarray, np.ndarray], schedule: Schedule) -> "Trainer": ...
 
-    @staticmethod
-    def chunk_pairs(params: TrainParams) -> int: ...
-
     def describe(self) -> str: ...
 
-    def train_chunk(self, center: np.ndarray, context: np.ndarray, first_pair: int, seeds: np.ndarray) -> float:
-        """Train the pairs in place; return their summed loss (a float64 sum of every pair's loss)."""
+    def train_chunk(self, shard: WindowShard, start: int, end: int, first_pair: int, seeds: np.ndarray) -> float:
+        """Train windows start..end-1 of the shard in place; return their summed loss (a float64 sum of every
+        pair's loss)."""
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -88,27 +88,24 @@ def resolve_device(requested: str) -> str:
 
 @dataclass(frozen=True)
 class Chunk:
-    """``pairs`` pairs of one shard, from ``start``: the unit of work, of seeding and of resuming."""
+    """Windows ``start``..``end``-1 of one shard: the unit of work, of seeding and of resuming."""
 
     epoch: int
-    shard: int
-    path: Path
+    shard: int  # the shard's place in training order (all epochs)
     start: int
+    end: int
     pairs: int
     first_pair: int  # global index of the chunk's first pair, for the learning rate
     epoch_end: bool  # the last chunk of its epoch
 
 
-def plan_chunks(manifest: PairManifest, pairs_dir: Path, chunk_pairs: int) -> Iterator[Chunk]:
-    """Every chunk of every epoch, in training order (epochs in order, shards in the manifest's order)."""
-    first = 0
-    for epoch in manifest.epochs:
-        for shard_index, shard in enumerate(epoch.shards):
-            for start in range(0, shard.pairs, chunk_pairs):
-                size = min(chunk_pairs, shard.pairs - start)
-                last = shard_index == len(epoch.shards) - 1 and start + size == shard.pairs
-                yield Chunk(epoch.epoch, shard_index, Path(pairs_dir) / shard.file, start, size, first, last)
-                first += size
+def chunk_ends(pairs_per_window: np.ndarray, chunk_pairs: int) -> np.ndarray:
+    """Window indices where the chunks of a shard end: after every ``chunk_pairs`` cumulative pairs, and at the
+    shard's end. A function of the shard and the param alone, so a resumed run cuts the same chunks."""
+    cumulative = np.cumsum(pairs_per_window)
+    total = int(cumulative[-1]) if len(cumulative) else 0
+    ends = np.searchsorted(cumulative, np.arange(chunk_pairs, total, chunk_pairs), side="left") + 1
+    return np.unique(np.concatenate([ends, [len(pairs_per_window)]]))
 
 
 def chunk_seeds(seed: int, chunk: Chunk, lanes: int) -> np.ndarray:
@@ -121,14 +118,16 @@ def chunk_seeds(seed: int, chunk: Chunk, lanes: int) -> np.ndarray:
 class Progress:
     """What a checkpoint must carry besides the two matrices to resume exactly."""
 
-    next_chunk: int = 0
+    next_shard: int = 0  # in training order, all epochs
+    next_window: int = 0
+    pairs_done: int = 0
     epoch_loss: list[float] = field(default_factory=list)  # summed loss of each epoch so far (float64)
     epoch_pairs: list[int] = field(default_factory=list)
     curve: list[list[float]] = field(default_factory=list)  # [pairs done, epoch (fractional), mean loss]
     curve_loss: float = 0.0  # loss and pairs since the last curve point
     curve_pairs: int = 0
     train_seconds: float = 0.0
-    resumed_from: list[int] = field(default_factory=list)  # chunk indices at which earlier runs stopped
+    resumed_from: list[list[int]] = field(default_factory=list)  # [shard, window] where earlier runs stopped
 
 
 class Interrupt:
@@ -164,61 +163,69 @@ def check_finite(loss: float, chunk: Chunk, alpha: float) -> None:
 
 def train(trainer: Trainer, manifest: PairManifest, pairs_dir: Path, params: TrainParams, progress: Progress,
           save_checkpoint: Callable[[Trainer, Progress], None]) -> Progress:
-    """Train every chunk from ``progress.next_chunk`` on; checkpoint at epoch ends, every few minutes and on
-    Ctrl-C (then raise :class:`Stopped`). Returns the final progress (losses, curve, time)."""
+    """Train every chunk from ``progress``'s position on; checkpoint at epoch ends, every few minutes and on
+    Ctrl-C (then raise :class:`Stopped`). Each shard's sha256 is checked as it is opened. Returns the final
+    progress (losses, curve, time)."""
     from tqdm import tqdm
 
     epochs = len(manifest.epochs)
     words_per_pair = manifest.total_words / max(1, manifest.total_pairs)
     total = manifest.total_pairs
+    shards = manifest.shards_in_order()
     while len(progress.epoch_loss) < epochs:
         progress.epoch_loss.append(0.0)
         progress.epoch_pairs.append(0)
     last_checkpoint = time.monotonic()
-    shard_path, shard = None, None
-    chunks = plan_chunks(manifest, pairs_dir, trainer.chunk_pairs(params))
-    done = 0
-    for _ in range(progress.next_chunk):
-        done += next(chunks).pairs
-    bar = tqdm(total=total, initial=done, unit="pair", unit_scale=True, desc="train", smoothing=0.05,
-               mininterval=1.0, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=progress.pairs_done, unit="pair", unit_scale=True, desc="train",
+               smoothing=0.05, mininterval=1.0, dynamic_ncols=True)
     with Interrupt() as interrupt, bar:
-        for index, chunk in enumerate(chunks, start=progress.next_chunk):
-            if chunk.path != shard_path:
-                shard_path, shard = chunk.path, read_pair_shard(chunk.path)
-            center = shard[0][chunk.start:chunk.start + chunk.pairs]
-            context = shard[1][chunk.start:chunk.start + chunk.pairs]
-            started = time.perf_counter()
-            loss = trainer.train_chunk(center, context, chunk.first_pair, chunk_seeds(params.seed, chunk,
-                                                                                       trainer.lanes))
-            progress.train_seconds += time.perf_counter() - started
-            check_finite(loss, chunk, params.alpha)
-            progress.epoch_loss[chunk.epoch] += loss
-            progress.epoch_pairs[chunk.epoch] += chunk.pairs
-            progress.curve_loss += loss
-            progress.curve_pairs += chunk.pairs
-            progress.next_chunk = index + 1
-            end = chunk.first_pair + chunk.pairs
-            if progress.curve_pairs >= params.curve_every or chunk.epoch_end:
-                progress.curve.append([end, round(chunk.epoch + progress.epoch_pairs[chunk.epoch]
-                                                  / manifest.epochs[chunk.epoch].pairs, 6),
-                                       progress.curve_loss / progress.curve_pairs])
-                progress.curve_loss, progress.curve_pairs = 0.0, 0
-            bar.update(chunk.pairs)
-            words_per_second = words_per_pair * end / max(progress.train_seconds, 1e-9)
-            bar.set_postfix_str(f"epoch {chunk.epoch + 1}/{epochs}, loss "
-                                f"{progress.epoch_loss[chunk.epoch] / progress.epoch_pairs[chunk.epoch]:.4f}, "
-                                f"{words_per_second / 1e3:,.0f}k words/s", refresh=False)
-            if chunk.epoch_end:
-                log.info("epoch %d/%d: mean loss %.6f", chunk.epoch + 1, epochs,
-                         progress.epoch_loss[chunk.epoch] / progress.epoch_pairs[chunk.epoch])
-            due = time.monotonic() - last_checkpoint > 60 * params.checkpoint_minutes
-            last = end == total
-            if interrupt.signal is not None or (not last and (chunk.epoch_end or due)):
-                save_checkpoint(trainer, progress)
-                last_checkpoint = time.monotonic()
-            if interrupt.signal is not None:
-                raise Stopped(f"stopped after pair {end:,} of {total:,}")
+        for index in range(progress.next_shard, len(shards)):
+            epoch, info = shards[index]
+            shard = read_window_shard(Path(pairs_dir) / info.file, expect=info)
+            pairs_per_window = shard.pair_counts()
+            cumulative = np.concatenate([[0], np.cumsum(pairs_per_window)])
+            last_of_epoch = index + 1 == len(shards) or shards[index + 1][0] != epoch
+            start = progress.next_window
+            for end in chunk_ends(pairs_per_window, trainer.chunk_size):
+                if end <= start:
+                    continue
+                pairs = int(cumulative[end] - cumulative[start])
+                chunk = Chunk(epoch, index, start, int(end), pairs, progress.pairs_done,
+                              last_of_epoch and end == shard.windows)
+                started = time.perf_counter()
+                loss = trainer.train_chunk(shard, chunk.start, chunk.end, chunk.first_pair,
+                                           chunk_seeds(params.seed, chunk, trainer.lanes))
+                progress.train_seconds += time.perf_counter() - started
+                check_finite(loss, chunk, params.alpha)
+                progress.epoch_loss[epoch] += loss
+                progress.epoch_pairs[epoch] += pairs
+                progress.curve_loss += loss
+                progress.curve_pairs += pairs
+                progress.pairs_done += pairs
+                progress.next_shard, progress.next_window = (index, chunk.end) if chunk.end < shard.windows \
+                    else (index + 1, 0)
+                start = chunk.end
+                if progress.curve_pairs >= params.curve_every or chunk.epoch_end:
+                    progress.curve.append([progress.pairs_done, round(epoch + progress.epoch_pairs[epoch]
+                                                                      / manifest.epochs[epoch].pairs, 6),
+                                           progress.curve_loss / progress.curve_pairs])
+                    progress.curve_loss, progress.curve_pairs = 0.0, 0
+                bar.update(pairs)
+                words_per_second = words_per_pair * progress.pairs_done / max(progress.train_seconds, 1e-9)
+                bar.set_postfix_str(f"epoch {epoch + 1}/{epochs}, loss "
+                                    f"{progress.epoch_loss[epoch] / max(progress.epoch_pairs[epoch], 1):.4f}, "
+                                    f"{words_per_second / 1e3:,.0f}k words/s", refresh=False)
+                if chunk.epoch_end:
+                    log.info("epoch %d/%d: mean loss %.6f", epoch + 1, epochs,
+                             progress.epoch_loss[epoch] / progress.epoch_pairs[epoch])
+                due = time.monotonic() - last_checkpoint > 60 * params.checkpoint_minutes
+                last = progress.pairs_done == total
+                if interrupt.signal is not None or (not last and (chunk.epoch_end or due)):
+                    save_checkpoint(trainer, progress)
+                    last_checkpoint = time.monotonic()
+                if interrupt.signal is not None:
+                    raise Stopped(f"stopped after pair {progress.pairs_done:,} of {total:,}")
+            progress.next_window = 0
     return progress
 
 
