@@ -37,18 +37,21 @@ from pathlib import Path
 from w2v.arrow_io import write_id_file
 from w2v.vocab import build_vocab, count_words, encode_batches
 start = time.perf_counter()
-vocab = build_vocab(count_words(Path(sys.argv[1])), 5, 0)
+vocab = build_vocab(count_words(Path(sys.argv[1]), 5), 5, 0)
 rows, ids = write_id_file(Path(sys.argv[2]), encode_batches(Path(sys.argv[1]), vocab.column("word").combine_chunks()))
 print(json.dumps({"seconds": time.perf_counter() - start, "vocab_size": vocab.num_rows, "ids": ids}))
 """
 
 REFERENCE = """
 import json, re, sys, time
-from w2v.tokenize import read_blocks
-start = time.perf_counter()
+from pathlib import Path
+from w2v.tokenize import block_bounds, read_block
+began = time.perf_counter()
 pattern = re.compile(r"[^\\W\\d_]+")
-tokens = sum(len(pattern.findall(block.decode().lower())) for block, _ in read_blocks(sys.argv[1]))
-print(json.dumps({"seconds": time.perf_counter() - start, "tokens": tokens}))
+corpus = Path(sys.argv[1])
+tokens = sum(len(pattern.findall(read_block(corpus, start, stop).decode().lower()))
+             for start, stop, _ in block_bounds(corpus))
+print(json.dumps({"seconds": time.perf_counter() - began, "tokens": tokens}))
 """
 
 

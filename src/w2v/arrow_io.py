@@ -100,6 +100,12 @@ def iter_token_batches(path: Path | str) -> Iterator[pa.ListArray]:
             yield parquet.read_row_group(group, columns=["tokens"]).column("tokens").combine_chunks()
 
 
+def read_token_batch(path: Path | str, group: int) -> pa.ListArray:
+    """One row group of the token file."""
+    with reading(path):
+        return pq.ParquetFile(path).read_row_group(group, columns=["tokens"]).column("tokens").combine_chunks()
+
+
 def count_token_batches(path: Path | str) -> int:
     with reading(path):
         return pq.ParquetFile(path).num_row_groups

@@ -33,7 +33,10 @@ multiple of ``LANES`` floats (zeros that stay zero), so that no dot product or u
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from w2v.params import TrainParams, worker_count
 from w2v.portable_math import FASTMATH, LANES, accumulate, dot, forget_stale_compilations, sigmoid_softplus32
@@ -45,6 +48,7 @@ LCG_INC = np.uint64(1442695040888963407)
 MAX_CONTEXT = 2 * MAX_WINDOW
 MERGE_PAIRS_PER_WORD = 50
 SEPARATE = 16  # 8-byte items: 128 bytes, two cache lines
+PREFETCH = 2  # windows ahead whose rows are brought into the cache (measured: 2 beats 1 with 354k words)
 
 
 @njit(fastmath=FASTMATH, inline="always")
@@ -62,6 +66,45 @@ def _axpy(a, x, y):  # pragma: no cover - compiled
     """y += a * x, elementwise (each element its own multiply and add: vectorised in any width, same bits)."""
     for d in range(len(y)):
         y[d] += a * x[d]
+
+
+@intrinsic
+def _prefetch_row(typingctx, matrix, row):
+    """Ask the CPU to bring matrix[row] into its cache (a hint: no effect on any result)."""
+    if not (isinstance(matrix, types.Array) and matrix.ndim == 2 and matrix.layout == "C"):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
+        width = builder.extract_value(array.shape, 1)
+        start = builder.gep(array.data, [builder.mul(context.cast(builder, args[1], signature.args[1], types.int64),
+                                                     width)])
+        start = builder.bitcast(start, i8.as_pointer())
+        prefetch = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [
+            i8.as_pointer(), i32, i32, i32]), "llvm.prefetch.p0")
+        size = builder.mul(width, ir.Constant(i64, context.get_abi_sizeof(context.get_data_type(matrix.dtype))))
+        with cgutils.for_range_slice(builder, ir.Constant(i64, 0), size, ir.Constant(i64, 64)) as (offset, _):
+            # For writing (the row is updated), into every cache level.
+            builder.call(prefetch, [builder.gep(start, [offset]), ir.Constant(i32, 1), ir.Constant(i32, 3),
+                                    ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(matrix, row), codegen
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def _prefetch_window(tokens, center, left, right, w, noise, drawn, negative, shared, syn0, syn1):  # pragma: no cover
+    """Bring the rows window w will use into the cache while the window before it is trained: with a large
+    vocabulary most rows come from main memory, and this hides that wait."""
+    p = np.int64(center[w])
+    _prefetch_row(syn1, np.int64(tokens[p]))
+    for q in range(p - np.int64(left[w]), p + np.int64(right[w]) + 1):
+        if q != p:
+            _prefetch_row(syn0, np.int64(tokens[q]))
+    if shared:
+        for k in range(negative):
+            _prefetch_row(syn1, noise[drawn + k])
 
 
 @njit(fastmath=FASTMATH, inline="always")
@@ -168,6 +211,9 @@ def train_windows(tokens, center, left, right, lo, hi, first_pair, syn0, syn1, v
     drawn = 0
     loss = 0.0
     for w in range(lo, hi):
+        if w + PREFETCH < hi:
+            _prefetch_window(tokens, center, left, right, w + PREFETCH, noise, drawn + PREFETCH * negative, negative,
+                             shared, syn0, syn1)
         p = np.int64(center[w])
         m = np.int64(left[w]) + np.int64(right[w])
         lr = np.float32(max(alpha - alpha_step * pair, min_alpha))

@@ -5,9 +5,8 @@ Formats:
 * a **model directory** (what the train step writes): ``vectors.npy`` (float32, row = word id), ``words.txt``
   (one word per line, row = id), the same vectors as ``vectors.txt`` and ``vectors.bin``, and
   ``metadata.json``;
-* word2vec.c's **text** format (a "count dim" header, then "word v1 ... vdim" per line; a file without the
-  header, as GloVe writes, loads too) and **binary** format (the header, then per word "word " + dim
-  little-endian float32 + newline). gensim reads and writes both (``KeyedVectors.load_word2vec_format``).
+* word2vec.c's **text** and **binary** formats (:mod:`w2v.word2vec_format`), which gensim reads and writes
+  too (``KeyedVectors.load_word2vec_format``).
 """
 
 from __future__ import annotations
@@ -20,34 +19,18 @@ from typing import Sequence
 import numpy as np
 
 from w2v.errors import DamagedFileError, W2VError
+from w2v.word2vec_format import (
+    read_word2vec_binary,
+    read_word2vec_text,
+    write_word2vec_binary,
+    write_word2vec_text,
+)
 
 VECTORS_NPY = "vectors.npy"
 WORDS_TXT = "words.txt"
 VECTORS_TXT = "vectors.txt"
 VECTORS_BIN = "vectors.bin"
 METADATA_JSON = "metadata.json"
-
-
-def write_word2vec_text(path: Path | str, words: Sequence[str], vectors: np.ndarray) -> None:
-    """word2vec text format. %.9g keeps every float32 bit, so the text file loads to exactly the binary one."""
-    import csv
-
-    import pandas as pd  # the writer is vectorised by pandas; reading needs numpy only
-
-    frame = pd.DataFrame(vectors)
-    frame.insert(0, "word", list(words))
-    with open(path, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(f"{len(words)} {vectors.shape[1]}\n")
-        frame.to_csv(handle, sep=" ", header=False, index=False, float_format="%.9g", quoting=csv.QUOTE_NONE,
-                     lineterminator="\n")
-
-
-def write_word2vec_binary(path: Path | str, words: Sequence[str], vectors: np.ndarray) -> None:
-    """word2vec.c binary format."""
-    rows = np.ascontiguousarray(vectors, dtype="<f4")
-    with open(path, "wb") as handle:
-        handle.write(f"{len(words)} {vectors.shape[1]}\n".encode())
-        handle.write(b"".join(word.encode("utf-8") + b" " + row.tobytes() + b"\n" for word, row in zip(words, rows)))
 
 
 def save_model(directory: Path | str, words: Sequence[str], vectors: np.ndarray) -> None:
@@ -57,61 +40,6 @@ def save_model(directory: Path | str, words: Sequence[str], vectors: np.ndarray)
     (directory / WORDS_TXT).write_text("".join(word + "\n" for word in words), encoding="utf-8")
     write_word2vec_text(directory / VECTORS_TXT, words, vectors)
     write_word2vec_binary(directory / VECTORS_BIN, words, vectors)
-
-
-def _header(line: bytes) -> tuple[int, int] | None:
-    fields = line.split()
-    if len(fields) == 2 and all(f.isdigit() for f in fields):
-        return int(fields[0]), int(fields[1])
-    return None
-
-
-def read_word2vec_binary(path: Path | str, limit: int | None = None) -> tuple[list[str], np.ndarray]:
-    """(words, float32 vectors) of a word2vec.c binary file."""
-    path = Path(path)
-    data = path.read_bytes()
-    end = data.find(b"\n")
-    shape = _header(data[:end]) if end > 0 else None
-    if shape is None:
-        raise DamagedFileError(path, "not a word2vec binary file: its first line is not 'count dim'")
-    count, dim = shape
-    count = min(count, limit) if limit is not None else count
-    words, vectors = [], np.empty((count, dim), dtype=np.float32)
-    pos, row_bytes = end + 1, 4 * dim
-    for i in range(count):
-        while data[pos:pos + 1] in (b"\n", b" "):  # the newline after the previous vector (word2vec.c writes it)
-            pos += 1
-        space = data.find(b" ", pos)
-        if space < 0 or space + 1 + row_bytes > len(data):
-            raise DamagedFileError(path, f"ends after {i} of {count} vectors (truncated?)")
-        words.append(data[pos:space].decode("utf-8"))
-        vectors[i] = np.frombuffer(data, dtype="<f4", count=dim, offset=space + 1)
-        pos = space + 1 + row_bytes
-    return words, vectors
-
-
-def read_word2vec_text(path: Path | str, limit: int | None = None) -> tuple[list[str], np.ndarray]:
-    """(words, float32 vectors) of a word2vec text file, with or without the "count dim" header line."""
-    path = Path(path)
-    with open(path, "rb") as handle:
-        lines = handle.read().split(b"\n")
-    shape = _header(lines[0]) if lines else None
-    body = [line for line in lines[1 if shape else 0:] if line.strip()]
-    if limit is not None:
-        body = body[:limit]
-    words, numbers = [], []
-    for line in body:
-        word, _, rest = line.strip().partition(b" ")
-        words.append(word.decode("utf-8"))
-        numbers.append(rest)
-    flat = np.array(b" ".join(numbers).split(), dtype=np.float64).astype(np.float32)
-    dim = shape[1] if shape else (len(numbers[0].split()) if numbers else 0)
-    if shape and limit is None and len(words) != shape[0]:
-        raise DamagedFileError(path, f"holds {len(words)} vectors where its header says {shape[0]} (truncated?)")
-    if len(flat) != len(words) * dim:
-        raise DamagedFileError(path, f"{len(flat)} numbers for {len(words)} words of {dim} dimensions: a line "
-                                     f"has the wrong number of values")
-    return words, flat.reshape(len(words), dim)
 
 
 class UnknownWord(KeyError):

@@ -174,6 +174,7 @@ class TokenizeParams(Section):
 class VocabParams(Section):
     min_count: int = param(5, ge=1, help="drop words seen fewer times than this")
     max_vocab_size: int = param(0, ge=0, help="keep at most this many most frequent words (0 = no limit)")
+    workers: int = param(0, ge=0, help="worker processes (0 = all cores)", speed_only=True)
 
 
 @dataclass(frozen=True)

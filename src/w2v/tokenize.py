@@ -10,6 +10,8 @@ the number of workers, so the output bytes depend only on the input and the sett
 from __future__ import annotations
 
 import logging
+import mmap
+import os
 import re
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -75,32 +77,52 @@ def tokenize_block(data: bytes, rules: TokenRules) -> pa.ListArray:
     return keep_values(pieces, pc.greater(pc.binary_length(pc.list_flatten(pieces)), 0))
 
 
-def read_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[bytes, bool]]:
-    """Yield (text, ends_at_line_end) blocks of about ``block_bytes``, cut after a newline where possible,
-    else after other whitespace, so no token is ever cut in two."""
-    rest = b""
-    with open(path, "rb") as handle:
+def block_bounds(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, int, bool]]:
+    """Yield (start, stop, ends_at_line_end) byte ranges of about ``block_bytes``, cut after a newline where
+    possible, else after other whitespace, so no token is ever cut in two.
+
+    Only the cut points are searched here (in a memory map); the workers read their blocks themselves, so the
+    main process never holds the text.
+    """
+    size = path.stat().st_size
+    if size == 0:
+        return
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as text:
+        start = read_to = 0
         while True:
-            chunk = handle.read(block_bytes)
-            data = rest + chunk
-            if not chunk:
-                if data:
-                    yield data, True
+            chunk_end = min(read_to + block_bytes, size)
+            if chunk_end == read_to:
+                if start < read_to:
+                    yield start, read_to, True
                 return
-            cut = data.rfind(b"\n") + 1
+            read_to = chunk_end
+            cut = text.rfind(b"\n", start, read_to) + 1
             ends_at_line_end = cut > 0
             if not ends_at_line_end:
-                cut = max(data.rfind(b" "), data.rfind(b"\t"), data.rfind(b"\r")) + 1
-            if cut == 0 and len(data) < 4 * block_bytes:  # no whitespace yet: read on
-                rest = data
+                cut = max(text.rfind(b" ", start, read_to), text.rfind(b"\t", start, read_to),
+                          text.rfind(b"\r", start, read_to)) + 1
+            if cut == 0 and read_to - start < 4 * block_bytes:  # no whitespace yet: read on
                 continue
             if cut == 0:  # a huge run without whitespace: cut before its last (maybe partial) character
-                cut = len(data) - 1
-                while cut > 0 and data[cut] & 0xC0 == 0x80:  # UTF-8 continuation byte
+                cut = read_to - 1
+                while cut > start and text[cut] & 0xC0 == 0x80:  # UTF-8 continuation byte
                     cut -= 1
-                log.warning("%s: %d bytes without whitespace; a token may be cut there", path, len(data))
-            yield data[:cut], ends_at_line_end
-            rest = data[cut:]
+                log.warning("%s: %d bytes without whitespace; a token may be cut there", path, read_to - start)
+            yield start, cut, ends_at_line_end
+            # The searched pages would otherwise stay resident (and counted in RSS) up to the file's size.
+            searched_from = start - start % mmap.PAGESIZE
+            text.madvise(mmap.MADV_DONTNEED, searched_from, read_to - searched_from)
+            start = cut
+
+
+def read_block(path: Path, start: int, stop: int) -> bytes:
+    with open(path, "rb") as handle:
+        return os.pread(handle.fileno(), stop - start, start)
+
+
+def tokenize_range(path: Path, start: int, stop: int, rules: TokenRules) -> pa.ListArray:
+    """:func:`tokenize_block` on bytes ``[start, stop)`` of ``path`` (run in a worker)."""
+    return tokenize_block(read_block(path, start, stop), rules)
 
 
 def split_rows(blocks: Iterable[tuple[pa.ListArray, bool]], max_len: int) -> Iterator[pa.ListArray]:
@@ -130,17 +152,17 @@ def split_rows(blocks: Iterable[tuple[pa.ListArray, bool]], max_len: int) -> Ite
         yield lists_from_lengths(np.array([len(carry)]), carry)
 
 
-def tokenize_lines(blocks: Iterable[tuple[bytes, bool]], rules: TokenRules,
+def tokenize_lines(path: Path, blocks: Iterable[tuple[int, int, bool]], rules: TokenRules,
                    workers: int) -> Iterator[tuple[pa.ListArray, bool]]:
     """Yield (per-line tokens, ends_at_line_end) per block, in order, tokenising on ``workers`` processes."""
     if workers <= 1:
-        for data, ends in blocks:
-            yield tokenize_block(data, rules), ends
+        for start, stop, ends in blocks:
+            yield tokenize_range(path, start, stop, rules), ends
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
         pending: deque = deque()
-        for data, ends in blocks:
-            pending.append((pool.submit(tokenize_block, data, rules), ends))
+        for start, stop, ends in blocks:
+            pending.append((pool.submit(tokenize_range, path, start, stop, rules), ends))
             if len(pending) > workers:  # bounded read-ahead keeps memory flat
                 future, ready_ends = pending.popleft()
                 yield future.result(), ready_ends
@@ -156,11 +178,11 @@ def tokenize_file(in_path: Path, out_path: Path, params: TokenizeParams,
     workers = worker_count(params.workers)
     size = in_path.stat().st_size
     with tqdm(total=size, unit="B", unit_scale=True, desc="tokenize", disable=None) as bar:
-        def read_with_progress():
-            for data, ends in read_blocks(in_path, block_bytes):
-                bar.update(len(data))
-                yield data, ends
-        lines = tokenize_lines(read_with_progress(), rules, workers)
+        def blocks_with_progress():
+            for start, stop, ends in block_bounds(in_path, block_bytes):
+                bar.update(stop - start)
+                yield start, stop, ends
+        lines = tokenize_lines(in_path, blocks_with_progress(), rules, workers)
         try:
             rows, tokens = write_token_file(out_path, split_rows(lines, params.max_sequence_length),
                                             rules={"lowercase": params.lowercase, "normalize": params.normalize,
