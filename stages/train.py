@@ -54,18 +54,23 @@ def main() -> None:
     noise = alias_table(noise_distribution(counts, params.ns_exponent))
     trainer_type = trainer_class(device)
 
-    syn0, syn1 = init_vectors(len(counts), params.dim, np.random.default_rng(params.seed))
-    trainer = trainer_type.from_params(params, device, syn0, syn1, noise, schedule)
+    # The trainer keeps its own (padded) copy of the matrices: no other reference to the initial ones is kept.
+    trainer = trainer_type.from_params(params, device, *init_vectors(len(counts), params.dim,
+                                                                     np.random.default_rng(params.seed)),
+                                       noise, schedule)
     key = fingerprint(params, trainer.lanes, device, sha256_file(pipeline.PAIRS / MANIFEST), len(counts))
     progress = Progress()
     resumed = checkpoint.load(pipeline.CHECKPOINTS, key)
     if resumed is not None:
-        syn0, syn1, state = resumed
+        del trainer
+        *vectors, state = resumed
+        del resumed
         progress = Progress(**state)
         progress.resumed_from.append([progress.next_shard, progress.next_window])
         log.info("resuming from the checkpoint in %s at pair %s (shard %d, window %d)", pipeline.CHECKPOINTS,
                  f"{progress.pairs_done:,}", progress.next_shard, progress.next_window)
-        trainer = trainer_type.from_params(params, device, syn0, syn1, noise, schedule)
+        trainer = trainer_type.from_params(params, device, *vectors, noise, schedule)
+        del vectors
     log.info("%s pairs in %d epochs on %s (%s), %d-dim vectors for %s words", f"{schedule.total_pairs:,}",
              len(manifest.epochs), device, trainer.describe(), params.dim, f"{len(counts):,}")
 
@@ -78,18 +83,19 @@ def main() -> None:
         log.warning("%s; checkpoint saved in %s: re-run to resume", stop, pipeline.CHECKPOINTS)
         raise KeyboardInterrupt from None
     wall = time.perf_counter() - started
-    syn0, _ = trainer.vectors()
+    syn0, lanes = trainer.vectors()[0], trainer.lanes
+    del trainer  # its matrices are as large as the model: gone before the model is written
     metrics = train_metrics(progress, manifest, wall)
     # Only what the vectors' bytes depend on goes beside them, so an identical re-run gives an identical
     # model (and DVC stops the cascade there); the clock and the machine go to the run record.
-    metadata = {"params": params.result_dict(), "lanes": trainer.lanes, "device": device,
+    metadata = {"params": params.result_dict(), "lanes": lanes, "device": device,
                 "seeds": {"train.seed": params.seed, "pairs.seed": manifest.params["seed"]},
                 "vocab_size": len(counts), "pairs": metrics["pairs"], "words": metrics["words"],
                 "loss": metrics["loss"], "epoch_loss": metrics["epoch_loss"],
                 "software": runinfo.software(device),
                 # How the corpus was put into words, so that queries can be put into the same form.
                 "tokenize": tokenize_rules(pipeline.VOCAB_TABLE)}
-    run_record.update(device=device, lanes=trainer.lanes, resumed_from=progress.resumed_from,
+    run_record.update(device=device, lanes=lanes, resumed_from=progress.resumed_from,
                       **{k: metrics[k] for k in ("train_seconds", "wall_seconds", "words_per_second",
                                                  "pairs_per_second")})
     with atomic_dir(pipeline.MODEL) as tmp:

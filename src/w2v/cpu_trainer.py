@@ -387,13 +387,20 @@ class CpuTrainer:
         noise = "noise shared per window" if self.shared else "noise per pair"
         return f"{mode}, {self.lanes} lane{'s' if self.lanes > 1 else ''}, {noise}"
 
+    def prepare(self, shard: WindowShard) -> None:
+        """Compile (or load from numba's cache) the kernel for this shard's id type before the clock starts."""
+        import numba
+
+        arguments = self.kernel_arguments(shard, 0, 0, 0, np.zeros(self.lanes, dtype=np.uint64))
+        train_chunk_lanes.compile(tuple(numba.typeof(a) for a in arguments))
+
     def train_chunk(self, shard: WindowShard, lo: int, hi: int, first_pair: int, seeds: np.ndarray) -> float:
         """Train windows lo..hi-1 of the shard in place; return their summed loss."""
         return float(train_chunk_lanes(*self.kernel_arguments(shard, lo, hi, first_pair, seeds)).sum())
 
     def kernel_arguments(self, shard: WindowShard, lo: int, hi: int, first_pair: int, seeds: np.ndarray) -> tuple:
         """What :func:`train_chunk_lanes` is called with for a chunk (also what compiles it, for a given CPU)."""
-        cumulative = np.concatenate([[0], np.cumsum(shard.pair_counts()[lo:hi])])
+        cumulative = np.concatenate([[0], np.cumsum(shard.pair_counts(lo, hi))])
         if cumulative[-1] > self.max_pairs:
             raise ValueError(f"a chunk of {cumulative[-1]} pairs: this trainer takes at most {self.max_pairs}")
         # Lane boundaries at equal shares of the chunk's pairs.

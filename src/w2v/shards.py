@@ -58,9 +58,9 @@ class WindowShard:
     def windows(self) -> int:
         return len(self.center)
 
-    def pair_counts(self) -> np.ndarray:
-        """Pairs of each window (left + right), as int64."""
-        return self.left.astype(np.int64) + self.right
+    def pair_counts(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """Pairs of each window ``lo..hi-1`` (default: all) (left + right), as int64."""
+        return self.left[lo:hi].astype(np.int64) + self.right[lo:hi]
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """Every (center, context) pair of the shard as two int64 arrays, window by window: the expanded form,

@@ -85,6 +85,9 @@ class TorchTrainer:
         self.syn1.index_add_(0, flat_targets, grad_u * scale1[flat_targets, None])
         return loss
 
+    def prepare(self, shard: WindowShard) -> None:
+        """Nothing to compile: torch's kernels are built already."""
+
     def train_chunk(self, shard: WindowShard, start: int, end: int, first_pair: int, seeds: np.ndarray) -> float:
         """Train the pairs of windows start..end-1 in steps of ``batch_size``; return their summed loss. As in
         word2vec.c, the context word is the input and the center word the positive target."""

@@ -47,6 +47,9 @@ class Trainer(Protocol):
 
     def describe(self) -> str: ...
 
+    def prepare(self, shard: WindowShard) -> None:
+        """Get ready to train this shard (compile for its id type): kept out of the timed training."""
+
     def train_chunk(self, shard: WindowShard, start: int, end: int, first_pair: int, seeds: np.ndarray) -> float:
         """Train windows start..end-1 of the shard in place; return their summed loss (a float64 sum of every
         pair's loss)."""
@@ -182,6 +185,7 @@ def train(trainer: Trainer, manifest: PairManifest, pairs_dir: Path, params: Tra
         for index in range(progress.next_shard, len(shards)):
             epoch, info = shards[index]
             shard = read_window_shard(Path(pairs_dir) / info.file, expect=info)
+            trainer.prepare(shard)
             pairs_per_window = shard.pair_counts()
             cumulative = np.concatenate([[0], np.cumsum(pairs_per_window)])
             last_of_epoch = index + 1 == len(shards) or shards[index + 1][0] != epoch
