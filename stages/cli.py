@@ -111,19 +111,17 @@ def run_query(args: argparse.Namespace) -> str:
     return "\n".join(f"{word:20} {score:.4f}" for word, score in results)
 
 
-COMPARE_DROP = r"Created|.*/"  # dvc exp show's date column and its dependency columns (paths)
+COMPARE_DROP = r"Created|Executor|.*/"  # dvc exp show's date, executor and dependency (path) columns
 
 
 def compare_experiments(dvc_args: list[str]) -> int:
-    import os
     import subprocess
 
     command = [sys.executable, "-m", "dvc", "exp", "show", "--no-pager", "--only-changed", "--drop", COMPARE_DROP,
                *dvc_args]
-    env = dict(os.environ)
-    if not sys.stdout.isatty():
-        env.setdefault("COLUMNS", "120")  # piped, dvc's table would assume 80 columns and hide some
-    return subprocess.run(command, env=env).returncode
+    if not sys.stdout.isatty() and "--md" not in dvc_args and "--json" not in dvc_args and "--csv" not in dvc_args:
+        command.append("--md")  # piped, dvc's table would assume 80 columns and hide some behind "…"
+    return subprocess.run(command).returncode
 
 
 def check_project() -> None:
