@@ -13,7 +13,6 @@ import logging
 import mmap
 import os
 import re
-from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from tqdm import tqdm
 
 from w2v.arrow_io import keep_values, lists_from_lengths, write_token_file
 from w2v.errors import W2VError
+from w2v.parallel import in_order
 from w2v.params import TokenizeParams, worker_count
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,11 @@ def read_block(path: Path, start: int, stop: int) -> bytes:
         return os.pread(handle.fileno(), stop - start, start)
 
 
-def tokenize_range(path: Path, start: int, stop: int, rules: TokenRules) -> pa.ListArray:
-    """:func:`tokenize_block` on bytes ``[start, stop)`` of ``path`` (run in a worker)."""
-    return tokenize_block(read_block(path, start, stop), rules)
+def tokenize_range(path: Path, start: int, stop: int, ends_at_line_end: bool,
+                   rules: TokenRules) -> tuple[pa.ListArray, bool]:
+    """:func:`tokenize_block` on bytes ``[start, stop)`` of ``path`` (run in a worker), with the block's
+    ``ends_at_line_end`` passed through."""
+    return tokenize_block(read_block(path, start, stop), rules), ends_at_line_end
 
 
 def split_rows(blocks: Iterable[tuple[pa.ListArray, bool]], max_len: int) -> Iterator[pa.ListArray]:
@@ -155,20 +157,12 @@ def split_rows(blocks: Iterable[tuple[pa.ListArray, bool]], max_len: int) -> Ite
 def tokenize_lines(path: Path, blocks: Iterable[tuple[int, int, bool]], rules: TokenRules,
                    workers: int) -> Iterator[tuple[pa.ListArray, bool]]:
     """Yield (per-line tokens, ends_at_line_end) per block, in order, tokenising on ``workers`` processes."""
+    calls = ((path, start, stop, ends, rules) for start, stop, ends in blocks)
     if workers <= 1:
-        for start, stop, ends in blocks:
-            yield tokenize_range(path, start, stop, rules), ends
+        yield from (tokenize_range(*call) for call in calls)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        pending: deque = deque()
-        for start, stop, ends in blocks:
-            pending.append((pool.submit(tokenize_range, path, start, stop, rules), ends))
-            if len(pending) > workers:  # bounded read-ahead keeps memory flat
-                future, ready_ends = pending.popleft()
-                yield future.result(), ready_ends
-        while pending:
-            future, ready_ends = pending.popleft()
-            yield future.result(), ready_ends
+        yield from in_order(pool, tokenize_range, calls, ahead=workers + 1)
 
 
 def tokenize_file(in_path: Path, out_path: Path, params: TokenizeParams,

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from w2v.arrow_io import count_token_batches, drop_empty_rows, keep_values, lists_from_lengths, read_token_batch
 from w2v.errors import W2VError
+from w2v.parallel import in_order
 from w2v.params import worker_count
 
 log = logging.getLogger(__name__)
@@ -95,23 +96,6 @@ def sum_partition(spill_dir: Path, blocks: int, part: int, min_count: int) -> tu
     top = summed.sort_by([("count", "descending"), ("word", "ascending")]).slice(0, 1).to_pylist()
     return (summed.filter(pc.greater_equal(count, min_count)), int(pc.sum(count).as_py() or 0), summed.num_rows,
             top)
-
-
-def in_order(pool: ProcessPoolExecutor | None, workers: int, function, token_path: Path, blocks: int,
-             *args) -> Iterator:
-    """``function(token_path, block, *args)`` for every block, in block order, at most 2 × workers in flight."""
-    if pool is None:
-        for block in range(blocks):
-            yield function(token_path, block, *args)
-        return
-    ahead = 2 * workers
-    futures = [pool.submit(function, token_path, block, *args) for block in range(min(ahead, blocks))]
-    for block in range(blocks):
-        result = futures[block].result()
-        futures[block] = None  # let the result go once the caller is done with it
-        if block + ahead < blocks:
-            futures.append(pool.submit(function, token_path, block + ahead, *args))
-        yield result
 
 
 @dataclass(frozen=True)
@@ -247,7 +231,8 @@ def encode_batches(token_path: Path, words: pa.Array, workers: int = 0) -> Itera
             yield encode_block(token_path, block, index)
         return
     with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=(words,)) as pool:
-        yield from tqdm(in_order(pool, workers, encode_block, token_path, blocks), total=blocks, desc="encode",
+        calls = ((token_path, block) for block in range(blocks))
+        yield from tqdm(in_order(pool, encode_block, calls, ahead=2 * workers), total=blocks, desc="encode",
                         unit="block", disable=None, leave=False)
 
 
