@@ -59,11 +59,11 @@ def run_measured(command: list[str], cwd: Path, env: dict | None = None) -> tupl
         child = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=err, text=True)
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - start
-        child.returncode = os.waitstatus_to_exitcode(status)
+        child.returncode = code = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
         out.seek(0)
         err.seek(0)
-        if child.returncode != 0:
-            sys.exit(f"{' '.join(command)} failed ({child.returncode}):\n{err.read()[-3000:]}")
+        if code != 0:
+            sys.exit(f"{' '.join(command)} failed ({code}):\n{err.read()[-3000:]}")
         return seconds, usage.ru_maxrss / 1024, out.read()
 
 
@@ -93,10 +93,12 @@ def run_pipeline(corpus: Path, project: Path, epochs: int, threads: int, quiet: 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     results = {}
     for stage in STAGES:
-        print("" if quiet else f"  {stage} ...", end="" if quiet else " ", flush=True)
+        if not quiet:
+            print(f"  {stage} ...", end=" ", flush=True)
         seconds, rss, _ = run_measured([sys.executable, "-m", f"stages.{stage}"], project, env)
         results[stage] = {"seconds": seconds, "rss_mib": rss, "disk": disk_bytes(project / OUTPUTS[stage])}
-        print("" if quiet else f"{seconds:.1f} s", end="" if quiet else "\n", flush=True)
+        if not quiet:
+            print(f"{seconds:.1f} s", flush=True)
     results["tokens"] = json.loads((project / "metrics/tokenize.json").read_text())["tokens"]
     results["vocab_size"] = json.loads((project / "data/model/metadata.json").read_text())["vocab_size"]
     results["run"] = json.loads((project / "runs/train.json").read_text())
