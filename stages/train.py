@@ -1,9 +1,13 @@
 """train stage: pair shards → word vectors by skip-gram with negative sampling (SGNS).
 
 On CPU a compiled kernel trains in ``train.threads`` lanes, deterministic by default; on CUDA batched torch
-steps (:mod:`w2v.training` picks the trainer and runs the loop). A checkpoint is written at every epoch end,
-every ``train.checkpoint_minutes`` and on Ctrl-C in ``checkpoints/train`` (outside DVC's outputs, which DVC
-deletes before a run), and removed once the model is written; a re-run resumes from it to the same bytes.
+steps (:mod:`w2v.training` picks the trainer and runs the loop). With ``train.processes`` > 1 the stage runs in
+that many torch.distributed processes (:mod:`w2v.distributed`): started here under torchrun on this machine, or
+by the user's own ``torchrun`` across machines; process 0 writes every output.
+
+A checkpoint is written at every epoch end, every ``train.checkpoint_minutes`` and on Ctrl-C in
+``checkpoints/train`` (outside DVC's outputs, which DVC deletes before a run), and removed once the model is
+written; a re-run resumes from it to the same bytes.
 
 Outputs: ``data/model/`` (``vectors.npy``, ``words.txt``, ``vectors.txt``, ``vectors.bin``, ``metadata.json``
 with the params, seeds, per-epoch losses and software the bytes depend on), ``metrics/train.json`` (final loss,
@@ -14,6 +18,7 @@ durations, resume points: what differs between two otherwise identical runs).
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 import numpy as np
@@ -23,6 +28,7 @@ from w2v import checkpoint, runinfo
 from w2v.arrow_io import read_vocab, tokenize_rules
 from w2v.embeddings import save_model
 from w2v.fsio import atomic_dir, atomic_file, sha256_file, write_json
+from w2v.params import worker_count
 from w2v.sgns import Schedule, alias_table, init_vectors, noise_distribution
 from w2v.shards import MANIFEST, PairManifest
 from w2v.training import (
@@ -44,20 +50,35 @@ log = logging.getLogger("w2v.train")
 def main() -> None:
     params = pipeline.stage_params("train")
     pipeline.require(pipeline.PAIRS / MANIFEST, pipeline.VOCAB_TABLE)
+    group = None
+    if params.processes > 1:
+        from w2v import distributed
+
+        group = distributed.Group.from_env()
+        if group is None:
+            sys.exit(distributed.relaunch(params.processes, __spec__.name if __spec__ else "stages.train",
+                                          worker_count(params.threads)))
+        distributed.check_world(group, params.processes)
     manifest = PairManifest.read(pipeline.PAIRS)
     vocab = read_vocab(pipeline.VOCAB_TABLE, ["word", "count"])
     counts = vocab.column("count").to_numpy()
     check_vocabulary(pipeline.VOCAB_TABLE, len(counts), manifest, params.negative)
     manifest.check_files(pipeline.PAIRS)
     device = resolve_device(params.device)
+    # A process of a group trains on its own GPU; the device in the result is the kind, not the number.
+    trainer_device = group.join(device) if group is not None else device
+    main_process = group is None or group.is_main
+    if not main_process:
+        logging.getLogger("w2v").setLevel(logging.WARNING)  # one voice: process 0 tells what the group does
     schedule = Schedule(params.alpha, params.min_alpha, manifest.total_pairs)
     noise = alias_table(noise_distribution(counts, params.ns_exponent))
-    trainer_type = trainer_class(device)
+    trainer_type = trainer_class(device, params.processes)
 
     # The trainer keeps its own (padded) copy of the matrices: no other reference to the initial ones is kept.
-    trainer = trainer_type.from_params(params, device, *init_vectors(len(counts), params.dim,
-                                                                     np.random.default_rng(params.seed)),
-                                       noise, schedule)
+    extra = {"group": group} if group is not None else {}
+    trainer = trainer_type.from_params(params, trainer_device, *init_vectors(len(counts), params.dim,
+                                                                             np.random.default_rng(params.seed)),
+                                       noise, schedule, **extra)
     key = fingerprint(params, trainer.lanes, device, sha256_file(pipeline.PAIRS / MANIFEST), len(counts))
     progress = Progress()
     resumed = checkpoint.load(pipeline.CHECKPOINTS, key)
@@ -69,22 +90,30 @@ def main() -> None:
         progress.resumed_from.append([progress.next_shard, progress.next_window])
         log.info("resuming from the checkpoint in %s at pair %s (shard %d, window %d)", pipeline.CHECKPOINTS,
                  f"{progress.pairs_done:,}", progress.next_shard, progress.next_window)
-        trainer = trainer_type.from_params(params, device, *vectors, noise, schedule)
+        trainer = trainer_type.from_params(params, trainer_device, *vectors, noise, schedule, **extra)
         del vectors
     log.info("%s pairs in %d epochs on %s (%s), %d-dim vectors for %s words", f"{schedule.total_pairs:,}",
              len(manifest.epochs), device, trainer.describe(), params.dim, f"{len(counts):,}")
 
     run_record = {"host": runinfo.host(device)}
     started = time.perf_counter()
+
+    def save_checkpoint(t, p) -> None:
+        if main_process:
+            checkpoint.save(pipeline.CHECKPOINTS, key, *t.vectors(), vars(p))
+
     try:
-        progress = train(trainer, manifest, pipeline.PAIRS, params, progress,
-                         lambda t, p: checkpoint.save(pipeline.CHECKPOINTS, key, *t.vectors(), vars(p)))
+        progress = train(trainer, manifest, pipeline.PAIRS, params, progress, save_checkpoint,
+                         show_progress=main_process)
     except Stopped as stop:
-        log.warning("%s; checkpoint saved in %s: re-run to resume", stop, pipeline.CHECKPOINTS)
+        if main_process:
+            log.warning("%s; checkpoint saved in %s: re-run to resume", stop, pipeline.CHECKPOINTS)
         raise KeyboardInterrupt from None
     wall = time.perf_counter() - started
     syn0, lanes = trainer.vectors()[0], trainer.lanes
     del trainer  # its matrices are as large as the model: gone before the model is written
+    if not main_process:
+        return
     metrics = train_metrics(progress, manifest, wall)
     # Only what the vectors' bytes depend on goes beside them, so an identical re-run gives an identical
     # model (and DVC stops the cascade there); the clock and the machine go to the run record.
@@ -95,6 +124,10 @@ def main() -> None:
                 "software": runinfo.software(device),
                 # How the corpus was put into words, so that queries can be put into the same form.
                 "tokenize": tokenize_rules(pipeline.VOCAB_TABLE)}
+    if group is not None:
+        run_record["processes"] = {"world": group.world, "backend": group.backend, "merges": group.merges,
+                                   "merge_seconds": round(group.merge_seconds, 3),
+                                   "rows_merged_per_merge": round(group.rows_sent / max(group.merges, 1))}
     run_record.update(device=device, lanes=lanes, resumed_from=progress.resumed_from,
                       **{k: metrics[k] for k in ("train_seconds", "wall_seconds", "words_per_second",
                                                  "pairs_per_second")})

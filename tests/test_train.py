@@ -6,6 +6,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -14,6 +16,7 @@ import pytest
 import torch
 
 from stages import train as train_stage
+from tests.conftest import ROOT
 from tests.corpora import planted_shard, random_shard, train_shard, within_minus_across
 from w2v import training
 from w2v.cpu_trainer import CpuTrainer
@@ -377,3 +380,41 @@ def test_cuda_training_learns_and_is_deterministic():
         runs.append(trainer.vectors()[0])
     assert runs[0].tobytes() == runs[1].tobytes()
     assert within_minus_across(runs[0]) > 0.5
+
+
+# --- several processes (torch.distributed, gloo on CPU) ------------------------------------------------------------
+
+def run_stage_process(root) -> subprocess.CompletedProcess:
+    """``python -m stages.train`` in ``root``, as DVC runs it (a process of its own: it starts torchrun)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "stages.train"], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_two_processes_learn_the_planted_groups_and_repeat_their_bytes(tmp_path, write_params, monkeypatch):
+    write_params({"train": {"dim": 16, "device": "cpu", "processes": 2, "process_sync_every": 4096,
+                            "batch_size": 512, "curve_every": 20_000}})
+    monkeypatch.chdir(tmp_path)
+    make_inputs(tmp_path)
+    runs = []
+    for _ in range(2):
+        done = run_stage_process(tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append(model_bytes(tmp_path))
+    assert runs[0] == runs[1]
+    metadata = json.loads((tmp_path / "data/model/metadata.json").read_text())
+    assert metadata["lanes"] == 2 and metadata["params"]["processes"] == 2
+    assert metadata["epoch_loss"]["epoch_2"] < metadata["epoch_loss"]["epoch_1"]
+    assert within_minus_across(np.load(tmp_path / "data/model/vectors.npy"), group=30) > 0.3
+    processes = json.loads((tmp_path / "runs/train.json").read_text())["processes"]
+    assert processes["world"] == 2 and processes["backend"] == "gloo" and processes["merges"] > 10
+    assert 0 < processes["rows_merged_per_merge"] <= 2 * 60 + 1
+    assert not (tmp_path / "checkpoints/train").exists()
+
+
+def test_a_world_other_than_train_processes_is_refused():
+    from w2v.distributed import Group, check_world
+
+    with pytest.raises(W2VError, match=r"train.processes = 2 but 4 process\(es\) were started"):
+        check_world(Group(rank=0, world=4, local_rank=0, backend="gloo"), 2)
+    check_world(None, 1)

@@ -414,6 +414,9 @@ class CpuTrainer:
                 self.slot1, self.words0, self.words1, self.copied0, self.copied1, self.rows0, self.rows1, self.gain,
                 self.sigma, self.softplus, self.delta, self.grad)
 
+    def agree(self, stop: bool) -> bool:
+        return stop  # one process: nobody else to agree with
+
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """The model (copies of its rows, without the padding)."""
         return (np.ascontiguousarray(self.syn0[:self.vocab, :self.dim]),

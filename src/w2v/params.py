@@ -202,6 +202,10 @@ class TrainParams(Section):
     device: str = param("auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when a GPU is visible, else cpu")
     threads: int = param(2, ge=0, help="CPU threads (0 = all cores); part of the result in deterministic mode")
     deterministic: bool = param(True, help="CPU: same params → same bytes at full speed; false = Hogwild (unordered)")
+    processes: int = param(1, ge=1, help="training processes (torch.distributed: one per GPU, or gloo on CPU); part "
+                                         "of the result")
+    process_sync_every: int = param(1_048_576, ge=1, help="processes > 1: pairs (all processes together) between "
+                                                          "two merges of their models")
     curve_every: int = param(1_000_000, ge=1, help="pairs between two points of the loss curve")
     checkpoint_minutes: float = param(5.0, gt=0, help="minutes between mid-epoch checkpoints", speed_only=True)
 

@@ -1,18 +1,31 @@
-"""SGNS as batched torch steps: the CUDA path (it runs on any torch device, which is how the tests check it).
+"""SGNS as batched torch steps over whole windows: the CUDA path, and the trainer of every process when training
+runs in several processes (:mod:`w2v.distributed`). It runs on any torch device, which is how the tests check it.
 
-One step takes ``batch_size`` pairs: gather the input (context) rows of syn0 and the 1 + K target rows of syn1, one
-batched matrix product for the dot products, and scatter the SGD updates back with ``index_add_``. The
-loss and gradients are those of the CPU kernel (``w2v.cpu_trainer``): same initialisation, same linear learning
-rate per pair, noise words from the same alias table (one draw per pair), a noise word equal to the center skipped.
+A step takes the windows of about ``batch_size`` pairs. With shared noise (``train.shared_negatives``, the
+default) each window is the CPU kernel's small dense problem, batched: the windows' context rows
+``X`` (B, M, d) (M = the widest window of the chunk, narrower ones padded with a zero row that no update
+reaches), their center and K noise rows ``Y`` (B, 1 + K, d), the scores ``X·Yᵀ`` and the gradients ``G·Y`` and
+``Gᵀ·X`` as three batched matrix products. Rows are gathered once per window instead of once per pair, which
+is what makes the step dense. With per-pair noise every context gets its own K noise rows (B, M, 1 + K, d).
 
-The catch of batching plain SGD: a word that occurs n times in a batch receives the sum of n updates computed
+Loss, gradients and noise follow the CPU kernel (:mod:`w2v.cpu_trainer`): context rows of ``syn0`` predict
+the center's row of ``syn1`` against noise words from the same alias table, a noise word equal to the center is
+skipped, and the learning rate is the linear schedule taken at each window's first pair. Each window's update
+is computed from the rows as they were before the step, as HogBatch does for one window.
+
+The catch of batching plain SGD: a word that occurs n times in a step receives the sum of n updates computed
 from the same stale vectors, n times the step sequential SGD would take before correcting itself; for the
 most frequent words in big batches that diverges. Each row's summed update is therefore scaled by
 min(1, ``ROW_CAP`` / n): rare and mid-frequency words get exactly the sequential step, the few words that
-occur more than ``ROW_CAP`` times in one batch move at most ``ROW_CAP`` steps' worth.
+occur more than ``ROW_CAP`` times in one step move at most ``ROW_CAP`` steps' worth.
+
+The windows are expanded into padded context rows on the device: a shard's tokens go to the device once, each
+chunk sends only its windows' positions (5 bytes a window) and learning rates.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import torch
@@ -25,85 +38,168 @@ ROW_CAP = 64.0
 CHUNK_PAIRS = 1 << 20
 
 
+def split_windows(pairs_per_window: np.ndarray, parts: int) -> np.ndarray:
+    """Window indices that cut windows into ``parts`` runs of about equal pairs: parts + 1 bounds."""
+    cumulative = np.cumsum(pairs_per_window)
+    total = int(cumulative[-1]) if len(cumulative) else 0
+    cuts = np.searchsorted(cumulative, np.arange(1, parts) * total / parts, side="left")
+    return np.concatenate([[0], cuts, [len(pairs_per_window)]]).astype(np.int64)
+
+
 class TorchTrainer:
-    """Trains chunks of pairs on ``device``, ``batch_size`` pairs per step; state stays on the device."""
+    """Trains chunks of windows on ``device``, about ``batch_size`` pairs per step; state stays on the device.
+
+    ``group`` (a :class:`w2v.distributed.Group`) makes it one of several processes: each trains its share of
+    every chunk, then the processes add up their changes (:meth:`Group.merge`), so a chunk is the sync interval.
+    """
 
     @classmethod
     def from_params(cls, params: TrainParams, device: str, syn0: np.ndarray, syn1: np.ndarray,
-                    noise: tuple[np.ndarray, np.ndarray], schedule: Schedule) -> "TorchTrainer":
-        return cls(syn0, syn1, *noise, params.negative, schedule, device, params.batch_size, params.deterministic)
-
+                    noise: tuple[np.ndarray, np.ndarray], schedule: Schedule, group=None) -> "TorchTrainer":
+        return cls(syn0, syn1, *noise, params.negative, schedule, device, params.batch_size, params.deterministic,
+                   params.shared_negatives, group=group,
+                   chunk_pairs=params.process_sync_every if group is not None else CHUNK_PAIRS)
 
     def __init__(self, syn0: np.ndarray, syn1: np.ndarray, accept: np.ndarray, alias: np.ndarray, negative: int,
-                 schedule: Schedule, device: str, batch_size: int, deterministic: bool) -> None:
+                 schedule: Schedule, device: str, batch_size: int, deterministic: bool,
+                 shared_negatives: bool = True, group=None, chunk_pairs: int = CHUNK_PAIRS) -> None:
         self.device = torch.device(device)
         if deterministic:
-            # index_add_ on CUDA accumulates with atomics in a varying order unless asked not to.
+            # cuBLAS is deterministic only with a fixed workspace (read when its handle is made), and index_add_
+            # on CUDA accumulates with atomics in a varying order unless asked not to.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=False)
-        self.syn0 = torch.from_numpy(syn0).to(self.device)
+        self.vocab, dim = syn0.shape
+        # One more row in syn0: the zero row that pads short windows (its gradients are masked to zero).
+        self.syn0 = torch.zeros((self.vocab + 1, dim), dtype=torch.float32, device=self.device)
+        self.syn0[:self.vocab] = torch.from_numpy(syn0).to(self.device)
         self.syn1 = torch.from_numpy(syn1).to(self.device)
         self.accept = torch.from_numpy(accept).to(self.device)
         self.alias = torch.from_numpy(alias).to(self.device, torch.int64)
         self.negative, self.schedule, self.batch_size = negative, schedule, batch_size
-        self.lanes = 1
+        self.shared = shared_negatives
+        self.group = group
+        self.lanes = group.world if group is not None else 1
         # Whole steps adding up to about 1M pairs per chunk, so the per-chunk bookkeeping (seeding, progress, one
-        # device sync) costs nothing next to the steps.
-        self.chunk_size = batch_size * max(1, CHUNK_PAIRS // batch_size)
+        # device sync) costs nothing next to the steps. With several processes a chunk is the sync interval.
+        self.chunk_size = batch_size * max(1, chunk_pairs // batch_size)
         self.generator = torch.Generator(device=self.device)
         self.label = torch.zeros(negative + 1, device=self.device)
         self.label[0] = 1.0
+        self.sign = 1.0 - 2.0 * self.label  # -log σ(f) for the center, -log σ(-f) for the noise
+        self._tokens_of: WindowShard | None = None
+        if group is not None:
+            group.start(self.syn0, self.syn1)
 
     def describe(self) -> str:
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else str(self.device)
-        return f"{name}, batched, {self.batch_size} pairs per step"
-
-    def draw_noise(self, n: int) -> torch.Tensor:
-        vocab = self.accept.shape[0]
-        bucket = torch.randint(0, vocab, (n, self.negative), device=self.device, generator=self.generator)
-        coin = torch.rand((n, self.negative), device=self.device, generator=self.generator)
-        return torch.where(coin < self.accept[bucket], bucket, self.alias[bucket])
-
-    def step(self, inputs: torch.Tensor, positive: torch.Tensor, noise: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
-        """One batched SGD step: each input word's syn0 row against its positive word's and noise words' syn1 rows;
-        returns the summed loss (float64, on the device)."""
-        targets = torch.cat([positive[:, None], noise], dim=1)  # (n, 1 + K)
-        valid = torch.ones_like(targets, dtype=torch.float32)
-        valid[:, 1:] = (noise != positive[:, None]).float()
-        v = self.syn0[inputs]  # (n, d)
-        u = self.syn1[targets]  # (n, 1 + K, d)
-        f = torch.bmm(u, v[:, :, None]).squeeze(-1)  # (n, 1 + K)
-        sign = 1.0 - 2.0 * self.label  # -log σ(f) for the context, -log σ(-f) for the noise
-        loss = (torch.nn.functional.softplus(sign * f) * valid).sum(dtype=torch.float64)
-        g = (self.label - torch.sigmoid(f)) * valid * lr[:, None]
-        grad_v = torch.bmm(g[:, None, :], u).squeeze(1)  # (n, d)
-        grad_u = (g[:, :, None] * v[:, None, :]).reshape(-1, v.shape[1])
-        flat_targets = targets.reshape(-1)
-        vocab = self.syn0.shape[0]
-        scale0 = (ROW_CAP / torch.bincount(inputs, minlength=vocab).clamp_min(1)).clamp_max(1.0)
-        scale1 = (ROW_CAP / torch.bincount(flat_targets, minlength=vocab).clamp_min(1)).clamp_max(1.0)
-        self.syn0.index_add_(0, inputs, grad_v * scale0[inputs, None])
-        self.syn1.index_add_(0, flat_targets, grad_u * scale1[flat_targets, None])
-        return loss
+        noise = "shared noise per window" if self.shared else "noise per pair"
+        text = f"{name}, batched windows, about {self.batch_size} pairs per step, {noise}"
+        if self.group is not None:
+            text += f", {self.group.describe()}, merged every {self.chunk_size:,} pairs"
+        return text
 
     def prepare(self, shard: WindowShard) -> None:
         """Nothing to compile: torch's kernels are built already."""
 
-    def train_chunk(self, shard: WindowShard, start: int, end: int, first_pair: int, seeds: np.ndarray) -> float:
-        """Train the pairs of windows start..end-1 in steps of ``batch_size``; return their summed loss. As in
-        word2vec.c, the context word is the input and the center word the positive target."""
-        self.generator.manual_seed(int(seeds[0] >> np.uint64(1)))
-        windows = WindowShard(shard.tokens, shard.center[start:end], shard.left[start:end], shard.right[start:end])
-        center, context = windows.pairs()
-        inputs = torch.from_numpy(context).to(self.device, non_blocking=True)
-        positive = torch.from_numpy(center).to(self.device, non_blocking=True)
-        n = len(inputs)
-        lr = torch.from_numpy(self.schedule.at(np.arange(first_pair, first_pair + n))).to(self.device, torch.float32)
-        noise = self.draw_noise(n)
+    def draw_noise(self, shape: tuple[int, ...]) -> torch.Tensor:
+        bucket = torch.randint(0, self.vocab, shape, device=self.device, generator=self.generator)
+        coin = torch.rand(shape, device=self.device, generator=self.generator)
+        return torch.where(coin < self.accept[bucket], bucket, self.alias[bucket])
+
+    def contexts(self, tokens: torch.Tensor, center: torch.Tensor, left: torch.Tensor,
+                 right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(context ids (B, M) with padding → the zero row, center ids (B,)) of a run of windows."""
+        width = int((left + right).max()) if len(left) else 0
+        k = torch.arange(width, device=self.device)[None, :]
+        left, right = left[:, None].long(), right[:, None].long()
+        offset = torch.where(k < left, k - left, k - left + 1)  # -left..-1, then 1..right
+        valid = k < left + right
+        position = torch.where(valid, center[:, None].long() + offset, 0)
+        context = torch.where(valid, tokens[position], self.vocab)
+        return context, tokens[center.long()]
+
+    def step(self, context: torch.Tensor, center: torch.Tensor, noise: torch.Tensor,
+             lr: torch.Tensor) -> torch.Tensor:
+        """One batched SGD step on B windows: context (B, M), center (B,), noise (B, S, K) with S = 1 (shared) or
+        M (per pair), lr (B,). Returns the summed loss (float64, on the device)."""
+        mask = (context != self.vocab).float()  # (B, M)
+        targets = torch.cat([center[:, None, None].expand(-1, noise.shape[1], 1), noise], dim=2)  # (B, S, 1 + K)
+        keep = torch.ones(targets.shape, device=self.device)
+        keep[:, :, 1:] = (noise != center[:, None, None]).float()
+        x = self.syn0[context]  # (B, M, d)
+        y = self.syn1[targets]  # (B, S, 1 + K, d)
+        if self.shared:
+            f = torch.bmm(x, y[:, 0].transpose(1, 2))  # (B, M, 1 + K)
+        else:
+            f = torch.einsum("bmd,bmtd->bmt", x, y)
+        weight = mask[:, :, None] * keep
+        loss = (torch.nn.functional.softplus(self.sign * f) * weight).sum(dtype=torch.float64)
+        g = (self.label - torch.sigmoid(f)) * weight * lr[:, None, None]
+        if self.shared:
+            grad_x = torch.bmm(g, y[:, 0])  # (B, M, d)
+            grad_y = torch.bmm(g.transpose(1, 2), x)  # (B, 1 + K, d)
+        else:
+            grad_x = torch.einsum("bmt,bmtd->bmd", g, y)
+            grad_y = g[..., None] * x[:, :, None, :]  # (B, M, 1 + K, d)
+        dim = x.shape[-1]
+        rows0, rows1 = context.reshape(-1), targets.reshape(-1)
+        if self.group is not None:
+            self.group.touch(rows0, rows1)
+        scale0 = (ROW_CAP / torch.bincount(rows0, minlength=self.vocab + 1).clamp_min(1)).clamp_max(1.0)
+        scale1 = (ROW_CAP / torch.bincount(rows1, minlength=self.vocab).clamp_min(1)).clamp_max(1.0)
+        self.syn0.index_add_(0, rows0, grad_x.reshape(-1, dim) * scale0[rows0, None])
+        self.syn1.index_add_(0, rows1, grad_y.reshape(-1, dim) * scale1[rows1, None])
+        return loss
+
+    def _tokens(self, shard: WindowShard) -> torch.Tensor:
+        """The shard's tokens on the device, sent once per shard."""
+        if self._tokens_of is not shard:
+            self._device_tokens = torch.from_numpy(shard.tokens.astype(np.int64)).to(self.device)
+            self._tokens_of = shard
+        return self._device_tokens
+
+    def train_windows(self, shard: WindowShard, start: int, end: int, first_pair: int, seed: np.uint64) -> torch.Tensor:
+        """Train windows start..end-1 (their first pair has global index ``first_pair``) in steps; return the
+        summed loss on the device."""
         loss = torch.zeros((), dtype=torch.float64, device=self.device)
-        for lo in range(0, n, self.batch_size):
-            hi = min(n, lo + self.batch_size)
-            loss += self.step(inputs[lo:hi], positive[lo:hi], noise[lo:hi], lr[lo:hi])
-        return float(loss)  # one device sync per chunk
+        if end <= start:
+            return loss
+        self.generator.manual_seed(int(seed >> np.uint64(1)))
+        pairs = shard.pair_counts(start, end)
+        before = np.cumsum(pairs) - pairs
+        lr = torch.from_numpy(self.schedule.at(first_pair + before).astype(np.float32)).to(self.device)
+        tokens = self._tokens(shard)
+        # Copies: torch wants writable arrays, and the shard is a read-only memory map.
+        center, left, right = (torch.from_numpy(a[start:end].copy()).to(self.device)
+                               for a in (shard.center, shard.left, shard.right))
+        if center.dtype == torch.uint32:  # few torch kernels take uint32; positions fit in int64
+            center = center.to(torch.int64)
+        cuts = np.searchsorted(np.cumsum(pairs), np.arange(self.batch_size, int(pairs.sum()), self.batch_size),
+                               side="left") + 1
+        for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [end - start]])):
+            if hi <= lo:
+                continue
+            context, words = self.contexts(tokens, center[lo:hi], left[lo:hi], right[lo:hi])
+            noise = self.draw_noise((hi - lo, 1 if self.shared else context.shape[1], self.negative))
+            loss += self.step(context, words, noise, lr[lo:hi])
+        return loss
+
+    def train_chunk(self, shard: WindowShard, start: int, end: int, first_pair: int, seeds: np.ndarray) -> float:
+        """Train windows start..end-1; return their summed loss. With several processes, each trains its share
+        (split by pairs, with its own seed), then their changes are added up in a fixed order."""
+        if self.group is None:
+            return float(self.train_windows(shard, start, end, first_pair, seeds[0]))  # one device sync per chunk
+        pairs = shard.pair_counts(start, end)
+        bounds = start + split_windows(pairs, self.group.world)
+        lo, hi = int(bounds[self.group.rank]), int(bounds[self.group.rank + 1])
+        first = first_pair + int(pairs[:lo - start].sum())
+        loss = self.train_windows(shard, lo, hi, first, seeds[self.group.rank])
+        return self.group.merge(self.syn0, self.syn1, loss)
+
+    def agree(self, stop: bool) -> bool:
+        """Whether any process was asked to stop: all stop at the same chunk, or their merges would wait forever."""
+        return self.group.any(stop) if self.group is not None else stop
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.syn0.cpu().numpy(), self.syn1.cpu().numpy()
+        return self.syn0[:self.vocab].cpu().numpy(), self.syn1.cpu().numpy()

@@ -54,15 +54,20 @@ class Trainer(Protocol):
         """Train windows start..end-1 of the shard in place; return their summed loss (a float64 sum of every
         pair's loss)."""
 
+    def agree(self, stop: bool) -> bool:
+        """Whether to stop after this chunk, given this process's wish: all processes of a group stop together."""
+
     def vectors(self) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-# Imported only when chosen: the CUDA trainer needs torch, which the CPU path never loads.
-TRAINERS = {"cpu": "w2v.cpu_trainer:CpuTrainer", "cuda": "w2v.torch_trainer:TorchTrainer"}
+# Imported only when chosen: the CUDA trainer needs torch, which the CPU path never loads. Several processes
+# (torch.distributed) always use the torch trainer, whatever the device.
+TRAINERS = {"cpu": "w2v.cpu_trainer:CpuTrainer", "cuda": "w2v.torch_trainer:TorchTrainer",
+            "processes": "w2v.torch_trainer:TorchTrainer"}
 
 
-def trainer_class(device: str) -> type[Trainer]:
-    module, name = TRAINERS[device].split(":")
+def trainer_class(device: str, processes: int = 1) -> type[Trainer]:
+    module, name = TRAINERS["processes" if processes > 1 else device].split(":")
     return getattr(importlib.import_module(module), name)
 
 
@@ -165,7 +170,7 @@ def check_finite(loss: float, chunk: Chunk, alpha: float) -> None:
 
 
 def train(trainer: Trainer, manifest: PairManifest, pairs_dir: Path, params: TrainParams, progress: Progress,
-          save_checkpoint: Callable[[Trainer, Progress], None]) -> Progress:
+          save_checkpoint: Callable[[Trainer, Progress], None], show_progress: bool = True) -> Progress:
     """Train every chunk from ``progress``'s position on; checkpoint at epoch ends, every few minutes and on
     Ctrl-C (then raise :class:`Stopped`). Each shard's sha256 is checked as it is opened. Returns the final
     progress (losses, curve, time)."""
@@ -180,7 +185,7 @@ def train(trainer: Trainer, manifest: PairManifest, pairs_dir: Path, params: Tra
         progress.epoch_pairs.append(0)
     last_checkpoint = time.monotonic()
     bar = tqdm(total=total, initial=progress.pairs_done, unit="pair", unit_scale=True, desc="train",
-               smoothing=0.05, mininterval=1.0, dynamic_ncols=True)
+               smoothing=0.05, mininterval=1.0, dynamic_ncols=True, disable=not show_progress)
     with Interrupt() as interrupt, bar:
         for index in range(progress.next_shard, len(shards)):
             epoch, info = shards[index]
@@ -224,10 +229,11 @@ def train(trainer: Trainer, manifest: PairManifest, pairs_dir: Path, params: Tra
                              progress.epoch_loss[epoch] / progress.epoch_pairs[epoch])
                 due = time.monotonic() - last_checkpoint > 60 * params.checkpoint_minutes
                 last = progress.pairs_done == total
-                if interrupt.signal is not None or (not last and (chunk.epoch_end or due)):
+                stop = trainer.agree(interrupt.signal is not None)
+                if stop or (not last and (chunk.epoch_end or due)):
                     save_checkpoint(trainer, progress)
                     last_checkpoint = time.monotonic()
-                if interrupt.signal is not None:
+                if stop:
                     raise Stopped(f"stopped after pair {progress.pairs_done:,} of {total:,}")
             progress.next_window = 0
     return progress
@@ -257,7 +263,10 @@ def write_loss_curve(handle, curve: list[list[float]]) -> None:
 
 def fingerprint(params: TrainParams, lanes: int, device: str, manifest_sha256: str, vocab_size: int) -> str:
     """What a checkpoint must match to be resumed: every param that changes the bytes, and the input."""
-    ignored = {"threads"} | ({"batch_size"} if device == "cpu" else {"sync_every"})
+    cpu_kernel = device == "cpu" and params.processes == 1
+    ignored = {"threads"} | ({"batch_size"} if cpu_kernel else {"sync_every"})
+    if params.processes == 1:
+        ignored.add("process_sync_every")
     key = {k: v for k, v in params.result_dict().items() if k not in ignored}
     key.update(lanes=lanes, device=device, pairs_manifest=manifest_sha256, vocab_size=vocab_size)
     return json.dumps(key, sort_keys=True)

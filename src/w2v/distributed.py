@@ -1,0 +1,147 @@
+"""Training in several processes with ``torch.distributed``: one process per GPU, on one machine or several, or
+CPU processes with the ``gloo`` backend.
+
+The processes are started by ``torchrun`` (which sets ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK`` and the
+rendezvous), or by :func:`relaunch` for one machine. Each holds the whole model. For every chunk of
+``train.process_sync_every`` pairs, process r trains the r-th of ``world`` runs of the chunk's windows (about
+equal pairs, its own noise seed), then :meth:`Group.merge` adds every process's change of every row to the
+model as it was at the start of the chunk — the same rule the CPU trainer's deterministic lanes follow.
+Only rows that some process touched travel: the processes first agree on the union of touched rows (a
+one-byte-per-row all-reduce), then all-reduce those rows' changes. An all-reduce gives every process the same
+bits, in an order fixed by the world size and the backend, so a run is deterministic for a given world size.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+
+from w2v.errors import W2VError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Group:
+    """This process's place among ``world`` training processes, and the state of the merges."""
+
+    rank: int
+    world: int
+    local_rank: int
+    backend: str
+    whole_matrices: bool = False  # all-reduce the whole matrices instead of the touched rows (to measure both)
+    merges: int = 0
+    merge_seconds: float = 0.0
+    rows_sent: int = 0
+    base: list = field(default_factory=list)
+    touched: list = field(default_factory=list)
+
+    @classmethod
+    def from_env(cls) -> "Group | None":
+        """The group torchrun set up in the environment, or None when this is a single process."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return None
+        return cls(rank=int(os.environ["RANK"]), world=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+                   backend="")
+
+    def join(self, device: str) -> str:
+        """Join the process group (NCCL between GPUs, gloo between CPU processes); return this process's device."""
+        if device == "cuda":
+            self.backend, device = "nccl", f"cuda:{self.local_rank}"
+            torch.cuda.set_device(self.local_rank)
+        else:
+            self.backend = "gloo"
+        if not dist.is_initialized():
+            dist.init_process_group(self.backend)
+            atexit.register(self.leave)
+        return device
+
+    def leave(self) -> None:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+    def describe(self) -> str:
+        return f"process {self.rank + 1} of {self.world} ({self.backend})"
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def start(self, *matrices: torch.Tensor) -> None:
+        """Remember the matrices as every process has them now (identical: same seed), and track touched rows."""
+        self.base = [m.clone() for m in matrices]
+        self.touched = [torch.zeros(len(m), dtype=torch.uint8, device=m.device) for m in matrices]
+
+    def touch(self, *rows: torch.Tensor) -> None:
+        for marks, index in zip(self.touched, rows):
+            marks[index] = 1
+
+    def merge(self, syn0: torch.Tensor, syn1: torch.Tensor, loss: torch.Tensor) -> float:
+        """Add every process's change since the last merge to both matrices (the same bits everywhere); return
+        the summed loss of all processes."""
+        started = time.perf_counter()
+        matrices = (syn0, syn1)
+        total = loss.reshape(1).clone()
+        dist.all_reduce(total)
+        if self.whole_matrices:
+            rows = [None, None]
+            change = torch.cat([(m - b).reshape(-1) for m, b in zip(matrices, self.base)])
+        else:
+            union = torch.cat(self.touched)
+            dist.all_reduce(union, op=dist.ReduceOp.MAX)
+            rows = list(torch.split(union, [len(m) for m in matrices]))
+            rows = [r.nonzero().squeeze(1) for r in rows]
+            change = torch.cat([(m[r] - b[r]).reshape(-1) for m, b, r in zip(matrices, self.base, rows)])
+        dist.all_reduce(change)
+        offset = 0
+        for m, b, r in zip(matrices, self.base, rows):
+            n = m.numel() if r is None else r.numel() * m.shape[1]
+            part = change[offset:offset + n].reshape(-1, m.shape[1])
+            offset += n
+            if r is None:
+                torch.add(b, part, out=m)
+                b.copy_(m)
+            else:
+                m[r] = b[r] + part
+                b[r] = m[r]
+                self.rows_sent += len(r)
+        for marks in self.touched:
+            marks.zero_()
+        self.merges += 1
+        self.merge_seconds += time.perf_counter() - started  # .item() below waits for the collectives
+        return float(total.item())
+
+    def any(self, flag: bool) -> bool:
+        """True on every process if it is true on any."""
+        value = torch.tensor([int(flag)], dtype=torch.int32,
+                             device=f"cuda:{self.local_rank}" if self.backend == "nccl" else "cpu")
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
+
+def check_world(group: "Group | None", processes: int) -> None:
+    """The world torchrun started must be the one params.yaml asks for: the result depends on it."""
+    world = group.world if group is not None else 1
+    if world != processes:
+        raise W2VError(f"train.processes = {processes} but {world} process(es) were started (torchrun's "
+                       f"WORLD_SIZE): the result depends on the number of processes, so the two must agree; set "
+                       f"train.processes to {world}, or start torchrun with {processes} processes in all")
+
+
+def relaunch(processes: int, module: str, threads: int) -> int:
+    """Run ``python -m module`` in ``processes`` processes on this machine under torchrun, each with its share of
+    ``threads`` CPU threads; return torchrun's exit code."""
+    env = {"OMP_NUM_THREADS": str(max(1, threads // processes)), **os.environ}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+               "-m", module]
+    log.info("starting %d training processes: %s", processes, " ".join(command[1:]))
+    return subprocess.run(command, env=env, check=False).returncode
