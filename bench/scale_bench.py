@@ -1,12 +1,14 @@
 """The whole pipeline on a large Zipf corpus, stage by stage, with gensim's training beside ours.
 
-    python bench/scale_bench.py [--tokens 30000000] [--corpus PATH] [--epochs 1] [--threads 2] [--keep DIR]
-                                [--skip-gensim]
+    python bench/scale_bench.py [--tokens 30000000] [--corpus PATH | --sample-times N] [--epochs 1] [--threads 2]
+                                [--device cpu|cuda] [--set train.KEY=VALUE ...] [--keep DIR] [--skip-gensim]
 
 Makes the corpus with bench/zipf_corpus.py (its defaults: 30M tokens, about 360k words kept at min_count 5; the
-same arguments give the same bytes) unless ``--corpus`` names one, then runs download → train in a scratch project
-as DVC would (``python -m stages.NAME``, default params but ``download.source: file``, ``pairs.epochs`` and
-``train.threads``). Prints per stage: wall time, throughput (corpus tokens per second), peak RSS of its largest
+same arguments give the same bytes) unless ``--corpus`` names one (or ``--sample-times N``: the embedded sample,
+1.17M words, N times over), then runs download → train in a scratch project as DVC would (``python -m
+stages.NAME``, default params but ``download.source: file``, ``pairs.epochs`` and ``train.threads``; ``--device``
+and ``--set`` for the train section, e.g. a GPU with ``--device cuda --set train.batch_size=65536``, or ``--set
+train.processes=2``). Prints per stage: wall time, throughput (corpus tokens per second), peak RSS of its largest
 process (the stage or one of its workers) and the disk its outputs take. Then gensim (``corpus_file`` mode, its
 fastest; same window, negative, sample, min_count, dim, epochs and threads) on the same file: vocabulary and
 training timed apart, peak RSS. Training speed is compared as the issue states it: raw corpus tokens × epochs ÷
@@ -81,14 +83,38 @@ def make_corpus(tokens: int, directory: Path) -> Path:
     return corpus
 
 
+def sample_times(times: int, directory: Path) -> Path:
+    """The embedded sample corpus, ``times`` times over (one file)."""
+    import gzip
+
+    text = gzip.decompress((ROOT / "data/sample/text8-head.txt.gz").read_bytes())
+    corpus = directory / f"sample-x{times}.txt"
+    with open(corpus, "wb") as out:
+        for _ in range(times):
+            out.write(text.rstrip(b"\n") + b"\n")
+    return corpus
+
+
+def train_overrides(settings: list[str]) -> dict:
+    """``train.KEY=VALUE`` settings as a dict of YAML-typed values."""
+    overrides = {}
+    for setting in settings:
+        key, _, value = setting.partition("=")
+        section, _, name = key.partition(".")
+        if section != "train" or not name or not _:
+            raise SystemExit(f"--set {setting!r}: expected train.KEY=VALUE")
+        overrides[name] = yaml.safe_load(value)
+    return overrides
+
+
 def run_pipeline(corpus: Path, project: Path, epochs: int, threads: int, quiet: bool = False,
-                 min_count: int | None = None) -> dict:
+                 min_count: int | None = None, device: str = "cpu", train: dict | None = None) -> dict:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["download"].update(source="file", path=str(corpus))
     if min_count is not None:
         params["vocab"]["min_count"] = min_count
     params["pairs"]["epochs"] = epochs
-    params["train"].update(threads=threads, device="cpu")
+    params["train"].update(threads=threads, device=device, **(train or {}))
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     results = {}
@@ -131,18 +157,24 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2, help="training threads, ours and gensim's (default 2)")
     parser.add_argument("--keep", type=Path, help="run in (and keep) this project directory")
+    parser.add_argument("--sample-times", type=int, metavar="N", help="the embedded sample N times over as corpus")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="train.device (default cpu)")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="train.KEY=VALUE",
+                        help="another train param (repeatable)")
     parser.add_argument("--skip-gensim", action="store_true")
     args = parser.parse_args()
+    train = train_overrides(args.settings)
 
     with tempfile.TemporaryDirectory(prefix="scale-bench-") as scratch:
         scratch = Path(scratch)
-        corpus = args.corpus or make_corpus(args.tokens, scratch)
+        corpus = args.corpus or (sample_times(args.sample_times, scratch) if args.sample_times
+                                 else make_corpus(args.tokens, scratch))
         project = args.keep or scratch / "project"
         project.mkdir(parents=True, exist_ok=True)
         warm_up(corpus, scratch, args.threads)
         print(f"pipeline on {corpus} ({corpus.stat().st_size / 1e6:,.0f} MB), {args.epochs} epoch(s), "
-              f"{args.threads} threads, {os.cpu_count()} cores", flush=True)
-        ours = run_pipeline(corpus, project, args.epochs, args.threads)
+              f"{args.threads} threads, {os.cpu_count()} cores, train on {args.device} {train or ''}", flush=True)
+        ours = run_pipeline(corpus, project, args.epochs, args.threads, device=args.device, train=train)
         gensim = None
         if not args.skip_gensim:
             print("  gensim ...", end=" ", flush=True)
@@ -167,7 +199,12 @@ def main() -> None:
     train_seconds = ours["run"]["train_seconds"]
     ours_wps = tokens * epochs / train_seconds
     print(f"\ntraining (ours): {train_seconds:.1f} s of training, {ours_wps / 1e3:,.0f}k raw words/s, "
-          f"{ours['run']['pairs_per_second'] / 1e6:.2f}M pairs/s")
+          f"{ours['run']['pairs_per_second'] / 1e6:.2f}M pairs/s on {ours['run']['host'].get('gpu', 'the CPU')}")
+    if "processes" in ours["run"]:
+        p = ours["run"]["processes"]
+        print(f"processes: {p['world']} ({p['backend']}), {p['merges']} merges, {p['merge_seconds']:.1f} s merging "
+              f"({100 * p['merge_seconds'] / train_seconds:.0f}% of training), {p['rows_merged_per_merge']:,} rows "
+              f"per merge")
     if gensim:
         gensim_wps = gensim["words"] * epochs / gensim["train_seconds"]
         print(f"training (gensim): {gensim['train_seconds']:.1f} s of training, {gensim_wps / 1e3:,.0f}k raw "

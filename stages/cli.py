@@ -27,6 +27,7 @@ def params_table(markdown: bool) -> str:
     for section, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
             value = getattr(current[section], f.name)
+            value = list(value) if isinstance(value, tuple) else value  # as params.yaml writes it
             allowed = describe(dict(f.metadata), type(f.default))
             meaning = f.metadata["help"] + ("; speed only, so not a DVC dependency" if f.metadata["speed_only"] else "")
             if markdown:

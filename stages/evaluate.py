@@ -5,7 +5,13 @@
 * Google analogies with 3CosAdd and 3CosMul over the ``evaluate.restrict_vocab`` most frequent words:
   overall, semantic, syntactic, per section, and coverage;
 * the nearest neighbours of ``evaluate.probe_words`` (Markdown), a 2-D PCA map of the probe words and their
-  neighbours, and a cosine heatmap of the probe words (PNG).
+  neighbours, and a cosine heatmap of the probe words (PNG); without any probe word in the vocabulary, the most
+  frequent words stand in.
+
+Params choose the benchmark files (``evaluate.word_pairs``, ``evaluate.analogies``: the bundled English ones by
+default, the user's own in the same formats, or none). A benchmark the vocabulary does not cover (another
+language, a domain) is a result, not an error: it is left out of the headline scores and its coverage is in the
+details.
 
 The scores are gensim's (:mod:`w2v.evaluation`; a test checks them against gensim on the same vectors).
 Outputs: ``metrics/eval.json`` (the three headline scores, DVC metrics), ``metrics/eval_details.json`` (every
@@ -16,6 +22,7 @@ score, coverage and count), ``metrics/neighbours.md``, ``plots/embedding_map.png
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from stages import pipeline
 from w2v.embeddings import VECTORS_NPY, Embeddings
@@ -23,12 +30,9 @@ from w2v.errors import W2VError
 from w2v.evaluation import BenchmarkError
 from w2v.fsio import atomic_file, write_json
 from w2v.plots import draw_heatmap, draw_map
-from w2v.report import benchmark_metrics, neighbours, report
+from w2v.report import benchmark_metrics, headline, neighbours, report
 
 log = logging.getLogger("w2v.evaluate")
-
-WORD_PAIRS = {"wordsim353": pipeline.BENCHMARKS / "wordsim353.tsv", "simlex999": pipeline.BENCHMARKS / "simlex999.txt"}
-ANALOGIES = pipeline.BENCHMARKS / "questions-words.txt"
 
 
 @pipeline.stage
@@ -36,30 +40,32 @@ def main() -> None:
     params = pipeline.stage_params("evaluate")
     pipeline.require(pipeline.MODEL / VECTORS_NPY)
     emb = Embeddings.load(pipeline.MODEL)
+    word_pairs = params.word_pair_files()
+    analogies_file = Path(params.analogies) if params.analogies else None
+    for path in [*word_pairs.values(), *([analogies_file] if analogies_file else [])]:
+        if not path.resolve().is_relative_to(pipeline.BENCHMARKS.resolve()):
+            log.warning("%s is outside %s, so not a DVC dependency: `dvc repro` will not notice when it changes "
+                        "(put your benchmark files in %s)", path, pipeline.BENCHMARKS, pipeline.BENCHMARKS)
     try:
-        metrics, analogies = benchmark_metrics(emb, WORD_PAIRS, ANALOGIES, params.restrict_vocab)
+        metrics, analogies = benchmark_metrics(emb, word_pairs, analogies_file, params.restrict_vocab)
     except FileNotFoundError as exc:
-        raise W2VError(f"{exc.filename}: not found; the benchmark files ship with the repository "
-                       f"(restore them with `git checkout -- {pipeline.BENCHMARKS}`)") from None
+        raise W2VError(f"{exc.filename}: not found (evaluate.word_pairs / evaluate.analogies); the bundled "
+                       f"benchmark files ship with the repository (restore them with `git checkout -- "
+                       f"{pipeline.BENCHMARKS}`)") from None
     except (BenchmarkError, UnicodeDecodeError) as exc:
         raise W2VError(str(exc)) from None
     found, missing = neighbours(emb, params.probe_words, params.topn)
     if missing:
         log.warning("probe words not in the vocabulary (left out of the report and plots): %s", ", ".join(missing))
-    # The three scores a user compares between runs (`dvc metrics show`); every detail beside them.
-    write_json(pipeline.EVAL_METRICS, {"analogy": metrics["analogy"]["3cosadd"]["accuracy"],
-                                       "wordsim353": metrics["wordsim353"]["spearman"],
-                                       "simlex999": metrics["simlex999"]["spearman"]})
+    scores = headline(metrics)
+    # The headline scores a user compares between runs (`dvc metrics show`); every detail beside them.
+    write_json(pipeline.EVAL_METRICS, scores)
     write_json(pipeline.EVAL_DETAILS, metrics)
     with atomic_file(pipeline.NEIGHBOURS, "w", encoding="utf-8") as handle:
         handle.write(report(found, missing, metrics, analogies))
-    if found:
-        draw_map(pipeline.EMBEDDING_MAP, emb, found, params.map_neighbours)
-        draw_heatmap(pipeline.SIMILARITY_HEATMAP, emb, list(found))
-    log.info("analogy 3CosAdd %.4f, 3CosMul %.4f (coverage %.1f%%); WordSim-353 %.4f, SimLex-999 %.4f",
-             metrics["analogy"]["3cosadd"]["accuracy"], metrics["analogy"]["3cosmul"]["accuracy"],
-             100 * metrics["analogy"]["coverage"], metrics["wordsim353"]["spearman"],
-             metrics["simlex999"]["spearman"])
+    draw_map(pipeline.EMBEDDING_MAP, emb, found, params.map_neighbours)
+    draw_heatmap(pipeline.SIMILARITY_HEATMAP, emb, list(found))
+    log.info("%s", ", ".join(f"{name} {value:.4f}" for name, value in scores.items()) or "no benchmark measured")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from tests.corpora import shard_of, train_shard
 from w2v.cpu_trainer import CpuTrainer
 from w2v.embeddings import Embeddings, UnknownWord, save_model
 from w2v.evaluation import BenchmarkError, evaluate_word_analogies, evaluate_word_pairs
+from w2v.params import EvaluateParams, ParamError
 from w2v.sgns import Schedule, alias_table, init_vectors, noise_distribution
 
 BENCH = ROOT / "data/benchmarks"
@@ -142,8 +143,11 @@ def test_word_pairs_count_oov_and_malformed_lines(tmp_path):
     result = evaluate_word_pairs(planted(), pairs)
     assert (result["pairs"], result["oov"], result["malformed_lines"]) == (4, 1, 2)
     assert result["oov_ratio"] == 0.25
-    with pytest.raises(BenchmarkError, match="usable pair"):
-        pairs.write_text("king\tunicorn\t3\n")
+    pairs.write_text("king\tunicorn\t3\n")  # one usable pair is no correlation: not measured, not an error
+    assert evaluate_word_pairs(planted(), pairs) == {"spearman": None, "pearson": None, "pairs": 1, "oov": 1,
+                                                     "oov_ratio": 1.0, "malformed_lines": 0}
+    with pytest.raises(BenchmarkError, match="no word pairs"):
+        pairs.write_text("bad line\n")
         evaluate_word_pairs(planted(), pairs)
 
 
@@ -194,7 +198,47 @@ def test_stage_counts_malformed_benchmark_lines_and_names_a_missing_file(trained
     with pytest.raises(SystemExit) as stopped:
         evaluate_stage.main()
     assert stopped.value.code == 2
-    assert "simlex999.txt: not found; the benchmark files ship with the repository" in capsys.readouterr().err
+    assert "simlex999.txt: not found (evaluate.word_pairs / evaluate.analogies)" in capsys.readouterr().err
+
+
+def test_a_corpus_the_benchmarks_do_not_cover_still_gets_scores_neighbours_and_maps(tmp_path, monkeypatch,
+                                                                                     write_params, capsys):
+    """Another language: no benchmark word and no probe word in the vocabulary. The stage succeeds, leaves the
+    unmeasured scores out of the headline (not 0), keeps their coverage, and maps the most frequent words."""
+    words = ["kuningas", "kuningatar", "mies", "nainen", "vesi", "joki", "meri", "kala"]
+    vectors = np.random.default_rng(0).normal(size=(len(words), 8)).astype(np.float32)
+    (tmp_path / "data/model").mkdir(parents=True)
+    save_model(tmp_path / "data/model", words, vectors)
+    (tmp_path / "data/benchmarks").mkdir()
+    (tmp_path / "data/benchmarks/fi-sim.tsv").write_text("kuningas\tkuningatar\t9\nvesi\tjoki\t7\n"
+                                                         "mies\tkala\t1\n")
+    write_params({"evaluate": {"word_pairs": ["data/benchmarks/fi-sim.tsv", str(BENCH / "wordsim353.tsv")],
+                               "analogies": str(BENCH / "questions-words.txt")}})
+    monkeypatch.chdir(tmp_path)
+    evaluate_stage.main()
+    headline = json.loads((tmp_path / "metrics/eval.json").read_text())
+    details = json.loads((tmp_path / "metrics/eval_details.json").read_text())
+    assert set(headline) == {"fi-sim"} and -1 <= headline["fi-sim"] <= 1
+    assert details["wordsim353"]["spearman"] is None and details["wordsim353"]["oov_ratio"] == 1.0
+    assert details["analogy"]["answered"] == 0 and details["analogy"]["3cosadd"]["accuracy"] is None
+    err = capsys.readouterr().err
+    assert "wordsim353.tsv: not measured" in err and "outside data/benchmarks, so not a DVC dependency" in err
+    assert "no probe word is in the vocabulary: the 8 most frequent words stand in" in err
+    report = (tmp_path / "metrics/neighbours.md").read_text()
+    assert "| wordsim353 Spearman (Pearson) | not measured (not measured) | 0/353 pairs |" in report
+    assert "**kuningas**:" in report
+    for png in ("plots/embedding_map.png", "plots/similarity_heatmap.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    write_params({"evaluate": {"word_pairs": [], "analogies": ""}})  # no benchmark at all
+    evaluate_stage.main()
+    assert json.loads((tmp_path / "metrics/eval.json").read_text()) == {}
+    assert "No benchmark chosen" in (tmp_path / "metrics/neighbours.md").read_text()
+
+
+def test_two_benchmark_files_of_one_name_are_refused():
+    with pytest.raises(ParamError, match="cannot both be called 'wordsim353'"):
+        EvaluateParams.from_mapping("evaluate", {"word_pairs": ["a/wordsim353.tsv", "b/wordsim353.txt"]})
 
 
 def w2v(*args: str) -> subprocess.CompletedProcess:

@@ -71,12 +71,15 @@ def evaluate_word_pairs(emb: Embeddings, path: Path | str, restrict_vocab: int =
         gold.append(score)
         model.append(float(emb.unit[vocab[a]] @ emb.unit[vocab[b]]))
     total = len(gold) + oov
-    if len(gold) < 2:
-        raise BenchmarkError(f"{path}: {len(gold)} usable pair(s) of {total} ({malformed} malformed lines): "
-                             f"need at least 2 with both words in the vocabulary")
+    if total == 0:
+        raise BenchmarkError(f"{path}: no word pairs ({malformed} malformed lines): expected 'word TAB word TAB "
+                             f"score' lines")
+    coverage = {"pairs": total, "oov": oov, "oov_ratio": oov / total, "malformed_lines": malformed}
+    if len(gold) < 2:  # a corpus the benchmark does not cover (another language, a domain): a result, not an error
+        return {"spearman": None, "pearson": None, **coverage}
     gold_a, model_a = np.array(gold), np.array(model)
     return {"spearman": _spearman(gold_a, model_a), "pearson": float(np.corrcoef(gold_a, model_a)[0, 1]),
-            "pairs": total, "oov": oov, "oov_ratio": oov / total, "malformed_lines": malformed}
+            **coverage}
 
 
 @dataclass
@@ -157,14 +160,14 @@ def evaluate_word_analogies(emb: Embeddings, path: Path | str, restrict_vocab: i
         hit = (answer(unit, questions, method, words_upper) == questions[:, 3]) if len(questions) else np.zeros(0, bool)
         per_section = {s.name: {"correct": int(hit[owner == k].sum()), "answered": len(s.rows),
                                 "questions": s.questions,
-                                "accuracy": float(hit[owner == k].mean()) if len(s.rows) else 0.0}
+                                "accuracy": float(hit[owner == k].mean()) if len(s.rows) else None}
                        for k, s in enumerate(sections)}
         semantic = np.isin(owner, [k for k, s in enumerate(sections) if s.semantic])
         result[method] = {
-            "accuracy": float(hit.mean()) if len(hit) else 0.0,
+            "accuracy": float(hit.mean()) if len(hit) else None,  # None: no question answerable
             "correct": int(hit.sum()),
-            "semantic": float(hit[semantic].mean()) if semantic.any() else 0.0,
-            "syntactic": float(hit[~semantic].mean()) if (~semantic).any() else 0.0,
+            "semantic": float(hit[semantic].mean()) if semantic.any() else None,
+            "syntactic": float(hit[~semantic].mean()) if (~semantic).any() else None,
             "sections": per_section,
         }
     return result

@@ -215,19 +215,37 @@ class TrainParams(Section):
                              f"the learning rate decays from alpha down to min_alpha")
 
 
+WORD_PAIR_FILES = ("data/benchmarks/wordsim353.tsv", "data/benchmarks/simlex999.txt")
+ANALOGY_FILE = "data/benchmarks/questions-words.txt"
 PROBE_WORDS = ("king", "queen", "france", "paris", "computer", "music", "war", "water", "three", "german",
                "river", "science")
 
 
 @dataclass(frozen=True)
 class EvaluateParams(Section):
+    word_pairs: tuple = param(WORD_PAIR_FILES, help="word-similarity files (word TAB word TAB score), each scored "
+                                                    "by Spearman under its file name; [] = none")
+    analogies: str = param(ANALOGY_FILE, help="analogy file in the Google format (': section', then 'a b c d' "
+                                              "lines); '' = none")
     restrict_vocab: int = param(30000, ge=1, help="analogy answers come from this many most frequent words")
     probe_words: tuple = param(PROBE_WORDS, help="words whose nearest neighbours go into the report and the map")
     topn: int = param(10, ge=1, help="neighbours listed per probe word in the report")
     map_neighbours: int = param(6, ge=0, help="neighbours of each probe word drawn on the 2-D map")
 
+    def check(self, section: str) -> None:
+        names = [Path(path).stem for path in self.word_pairs]
+        for name in names:
+            if names.count(name) > 1 or name == "analogy":
+                raise ParamError(f"{section}.word_pairs = {list(self.word_pairs)!r}: each file's name (less its "
+                                 f"suffix) names its scores, so two files cannot both be called {name!r} "
+                                 f"(nor any 'analogy')")
+
+    def word_pair_files(self) -> dict[str, Path]:
+        """Each word-similarity file under the name its scores take in the metrics (the file name less suffix)."""
+        return {Path(path).stem: Path(path) for path in self.word_pairs}
+
     def to_dict(self) -> dict:
-        return {**super().to_dict(), "probe_words": list(self.probe_words)}
+        return {**super().to_dict(), "probe_words": list(self.probe_words), "word_pairs": list(self.word_pairs)}
 
 
 def worker_count(requested: int) -> int:

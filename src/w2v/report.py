@@ -12,53 +12,89 @@ from w2v.evaluation import evaluate_word_analogies, evaluate_word_pairs
 log = logging.getLogger(__name__)
 
 
-def benchmark_metrics(emb: Embeddings, word_pairs: dict[str, Path], analogies_file: Path,
-                      restrict_vocab: int) -> tuple[dict, dict]:
-    """(metrics, the analogy result with its sections for the report). The metrics nest one level per benchmark
-    (``wordsim353.spearman``, ``analogy.3cosadd.accuracy``), as tools that show metrics flat expect."""
-    metrics = {}
-    for name, path in word_pairs.items():
-        scores = evaluate_word_pairs(emb, path)
-        metrics[name] = {key: round(value, 6) if isinstance(value, float) else value for key, value in scores.items()}
-    started = time.perf_counter()
-    analogies = evaluate_word_analogies(emb, analogies_file, restrict_vocab)
-    log.info("%s analogy questions answered in %.2f s", f"{analogies['answered']:,}", time.perf_counter() - started)
-    metrics["analogy"] = {"questions": analogies["questions"], "answered": analogies["answered"],
-                          "coverage": round(analogies["coverage"], 6), "restrict_vocab": restrict_vocab,
-                          "malformed_lines": analogies["malformed_lines"]}
-    for name, path in {**word_pairs, "analogy": analogies_file}.items():
+def _rounded(value):
+    return round(value, 6) if isinstance(value, float) else value
+
+
+def benchmark_metrics(emb: Embeddings, word_pairs: dict[str, Path], analogies_file: Path | None,
+                      restrict_vocab: int) -> tuple[dict, dict | None]:
+    """(metrics, the analogy result with its sections for the report, or None without an analogy file). The
+    metrics nest one level per benchmark (``wordsim353.spearman``, ``analogy.3cosadd.accuracy``), as tools that
+    show metrics flat expect. A benchmark none of whose items the vocabulary covers scores None, with its
+    coverage: a result, not an error."""
+    metrics = {name: {key: _rounded(value) for key, value in evaluate_word_pairs(emb, path).items()}
+               for name, path in word_pairs.items()}
+    analogies = None
+    if analogies_file is not None:
+        started = time.perf_counter()
+        analogies = evaluate_word_analogies(emb, analogies_file, restrict_vocab)
+        log.info("%s analogy questions answered in %.2f s", f"{analogies['answered']:,}",
+                 time.perf_counter() - started)
+        metrics["analogy"] = {"questions": analogies["questions"], "answered": analogies["answered"],
+                              "coverage": round(analogies["coverage"], 6), "restrict_vocab": restrict_vocab,
+                              "malformed_lines": analogies["malformed_lines"]}
+        for method in ("3cosadd", "3cosmul"):
+            metrics["analogy"][method] = {k: _rounded(analogies[method][k]) for k in ("accuracy", "semantic",
+                                                                                      "syntactic")}
+    files = {**word_pairs, **({"analogy": analogies_file} if analogies_file is not None else {})}
+    for name, path in files.items():
         if metrics[name]["malformed_lines"]:
             log.warning("%s: %d malformed line(s) skipped (counted in the metrics as %s.malformed_lines)",
                         path, metrics[name]["malformed_lines"], name)
-    for method in ("3cosadd", "3cosmul"):
-        metrics["analogy"][method] = {k: round(analogies[method][k], 6)
-                                      for k in ("accuracy", "semantic", "syntactic")}
+        if headline(metrics).get(name) is None:
+            log.warning("%s: not measured: the vocabulary covers %s of it (coverage in metrics/eval_details.json)",
+                        path, "none" if name == "analogy" else "fewer than 2 pairs")
     return metrics, analogies
 
 
+def headline(metrics: dict) -> dict:
+    """The scores a user compares between runs (`dvc metrics show`): analogy accuracy (3CosAdd) and each
+    word-similarity Spearman; a benchmark that measured nothing is left out rather than shown as 0."""
+    scores = {name: m["spearman"] for name, m in metrics.items() if "spearman" in m}
+    if "analogy" in metrics:
+        scores = {"analogy": metrics["analogy"]["3cosadd"]["accuracy"], **scores}
+    return {name: value for name, value in scores.items() if value is not None}
+
+
 def neighbours(emb: Embeddings, words: tuple[str, ...], topn: int) -> tuple[dict[str, list], list[str]]:
-    """Nearest neighbours of each probe word in the vocabulary; and the probe words that are not."""
+    """Nearest neighbours of each probe word in the vocabulary; and the probe words that are not. When none is
+    (a corpus in another language), as many of the most frequent words stand in, so the report and the maps still
+    show the space."""
     found = {w: emb.most_similar(w, topn=topn) for w in words if w in emb}
-    return found, [w for w in words if w not in emb]
+    missing = [w for w in words if w not in emb]
+    if not found:
+        stand_in = emb.words[:max(len(words), 1)]
+        log.warning("no probe word is in the vocabulary: the %d most frequent words stand in", len(stand_in))
+        found = {w: emb.most_similar(w, topn=topn) for w in stand_in}
+    return found, missing
 
 
-def report(found: dict[str, list], missing: list[str], metrics: dict, analogies: dict) -> str:
-    lines = ["# Evaluation", "", "| benchmark | score | coverage |", "|---|---|---|"]
+def _score(value) -> str:
+    return "not measured" if value is None else f"{value:.4f}"
+
+
+def report(found: dict[str, list], missing: list[str], metrics: dict, analogies: dict | None) -> str:
+    lines = ["# Evaluation", ""]
+    if metrics:
+        lines += ["| benchmark | score | coverage |", "|---|---|---|"]
+    else:
+        lines += ["No benchmark chosen (`evaluate.word_pairs`, `evaluate.analogies`)."]
     for name in (name for name, m in metrics.items() if "spearman" in m):
         m = metrics[name]
-        lines.append(f"| {name} Spearman (Pearson) | {m['spearman']:.4f} ({m['pearson']:.4f}) | "
+        lines.append(f"| {name} Spearman (Pearson) | {_score(m['spearman'])} ({_score(m['pearson'])}) | "
                      f"{m['pairs'] - m['oov']}/{m['pairs']} pairs |")
-    a = metrics["analogy"]
-    for method in ("3cosadd", "3cosmul"):
-        lines.append(f"| analogy {method} (semantic / syntactic) | {a[method]['accuracy']:.4f} "
-                     f"({a[method]['semantic']:.4f} / {a[method]['syntactic']:.4f}) | "
-                     f"{a['answered']}/{a['questions']} questions, restrict_vocab {a['restrict_vocab']} |")
-    lines += ["", "## Analogy sections", "", "| section | 3CosAdd | 3CosMul | answered / questions |",
-              "|---|---|---|---|"]
-    for name, add in analogies["3cosadd"]["sections"].items():
-        mul = analogies["3cosmul"]["sections"][name]
-        lines.append(f"| {name} | {add['accuracy']:.4f} | {mul['accuracy']:.4f} | "
-                     f"{add['answered']}/{add['questions']} |")
+    if analogies is not None:
+        a = metrics["analogy"]
+        for method in ("3cosadd", "3cosmul"):
+            lines.append(f"| analogy {method} (semantic / syntactic) | {_score(a[method]['accuracy'])} "
+                         f"({_score(a[method]['semantic'])} / {_score(a[method]['syntactic'])}) | "
+                         f"{a['answered']}/{a['questions']} questions, restrict_vocab {a['restrict_vocab']} |")
+        lines += ["", "## Analogy sections", "", "| section | 3CosAdd | 3CosMul | answered / questions |",
+                  "|---|---|---|---|"]
+        for name, add in analogies["3cosadd"]["sections"].items():
+            mul = analogies["3cosmul"]["sections"][name]
+            lines.append(f"| {name} | {_score(add['accuracy'])} | {_score(mul['accuracy'])} | "
+                         f"{add['answered']}/{add['questions']} |")
     lines += ["", "## Nearest neighbours (cosine)", ""]
     for word, near in found.items():
         lines.append(f"**{word}**: " + ", ".join(f"{w} ({s:.3f})" for w, s in near))
