@@ -106,8 +106,9 @@ def main() -> None:
         progress = train(trainer, manifest, pipeline.PAIRS, params, progress, save_checkpoint,
                          show_progress=main_process)
     except Stopped as stop:
-        if main_process:
-            log.warning("%s; checkpoint saved in %s: re-run to resume", stop, pipeline.CHECKPOINTS)
+        if not main_process:
+            sys.exit(pipeline.EXIT_INTERRUPTED)  # process 0 tells the user
+        log.warning("%s; checkpoint saved in %s: re-run to resume", stop, pipeline.CHECKPOINTS)
         raise KeyboardInterrupt from None
     wall = time.perf_counter() - started
     syn0, lanes = trainer.vectors()[0], trainer.lanes

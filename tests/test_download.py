@@ -214,6 +214,48 @@ def test_hf_dataset_saved_to_disk(tmp_path):
         run_download(out, source="hf", hf_dataset=str(saved), hf_text_column="body")
 
 
+@pytest.mark.parametrize("mode, want", [
+    ("documents", "a dog runs\na brown dog running\nsnow\nkids play\n"),
+    ("join", "a dog runs a brown dog running snow\nkids play\n"),
+])
+def test_hf_list_of_strings_column_as_documents_or_joined(tmp_path, mode, want):
+    """Flickr30k-style captions (a list of strings per row): each caption a document, or a row's joined."""
+    import datasets
+
+    saved = tmp_path / "saved"
+    datasets.Dataset.from_dict({"caption": [["a dog runs", "a brown dog\nrunning", "snow"], ["kids play"]],
+                                "image": ["1.jpg", "2.jpg"]}).save_to_disk(str(saved))
+    manifest, text = run_download(tmp_path, source="hf", hf_dataset=str(saved), hf_text_column="caption",
+                                  hf_list=mode)
+    assert text == want
+
+
+def test_hf_pre_tokenised_column_reaches_the_token_file_token_for_token(tmp_path):
+    """CoNLL-2003-style rows: a ``tokens`` list column and no text column; joined, then split only at spaces."""
+    import datasets
+
+    from w2v.arrow_io import iter_token_batches
+    from w2v.params import TokenizeParams
+    from w2v.tokenize import tokenize_file
+
+    saved = tmp_path / "saved"
+    rows = [["EU", "rejects", "German", "call", "."], ["U.S.", "Peter", "Blackburn"]]
+    datasets.Dataset.from_dict({"tokens": rows, "ner_tags": [[3, 0, 7, 0, 0], [5, 1, 2]]}).save_to_disk(str(saved))
+    run_download(tmp_path, source="hf", hf_dataset=str(saved), hf_text_column="tokens", hf_list="join")
+    tokenize_file(tmp_path / "corpus.txt", tmp_path / "tokens.parquet", TokenizeParams(pretokenized=True, workers=1))
+    got = [row for batch in iter_token_batches(tmp_path / "tokens.parquet") for row in batch.to_pylist()]
+    assert got == [[t.lower() for t in row] for row in rows]
+
+
+def test_hf_column_of_another_type_is_a_clear_error(tmp_path):
+    import datasets
+
+    saved = tmp_path / "saved"
+    datasets.Dataset.from_dict({"label": [1, 0]}).save_to_disk(str(saved))
+    with pytest.raises(W2VError, match="column 'label' .* holds int64; allowed: strings, or lists of strings"):
+        run_download(tmp_path, source="hf", hf_dataset=str(saved), hf_text_column="label")
+
+
 def test_hf_unreachable_hub_is_a_clear_error(tmp_path, monkeypatch):
     import datasets.config
     import huggingface_hub.constants

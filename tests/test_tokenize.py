@@ -148,4 +148,21 @@ def test_the_token_file_records_its_rules(tmp_path):
     params = TokenizeParams(lowercase=False, normalize="NFC")
     tokenize_file(corpus, tmp_path / "tokens.parquet", params)
     assert tokenize_rules(tmp_path / "tokens.parquet") == {"lowercase": False, "normalize": "NFC",
-                                                           "token_pattern": params.token_pattern}
+                                                           "token_pattern": params.token_pattern,
+                                                           "pretokenized": False, "strip_html": False}
+
+
+def test_html_markup_is_stripped_when_asked():
+    review = "A <i>great</i> film.<br /><br />Loved it &amp; the score&#39;s fine; 3 < 4 > 2<BR/>end"
+    assert tokens(review) == [["a", "i", "great", "i", "film", "br", "br", "loved", "it", "amp", "the", "score",
+                               "s", "fine", "br", "end"]]
+    assert tokens(review, strip_html=True) == [["a", "great", "film", "loved", "it", "the", "score", "s", "fine",
+                                                "end"]]
+
+
+def test_pretokenized_text_keeps_each_token_whole_but_normalised_and_lower_cased():
+    line = "EU rejects German call to boycott British lamb . U.S. ﬁrm 1996-08-22"
+    assert tokens(line, pretokenized=True) == [["eu", "rejects", "german", "call", "to", "boycott", "british",
+                                                "lamb", ".", "u.s.", "firm", "1996-08-22"]]
+    # What the token pattern would have made of it:
+    assert tokens(line) == [["eu", "rejects", "german", "call", "to", "boycott", "british", "lamb", "u", "s", "firm"]]

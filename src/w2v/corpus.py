@@ -183,7 +183,23 @@ def load_hf_dataset(dataset: str, config: str, split: str, revision: str):
                         f"with HF_DATASETS_OFFLINE=1)") from None
 
 
-def copy_hf_text(dataset, text_column: str, out_path: Path, label: str) -> dict:
+def hf_documents(column: pa.ChunkedArray, list_mode: str, label: str, text_column: str) -> pa.Array:
+    """One string per document from a text column: strings as they are; lists of strings (captions, sentences,
+    tokens) flattened into one document each (``documents``) or joined by spaces into one per row (``join``)."""
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return column.combine_chunks().cast(pa.string())
+    if (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and (pa.types.is_string(kind.value_type)
+                                                                     or pa.types.is_large_string(kind.value_type)):
+        lists = column.combine_chunks().cast(pa.list_(pa.string()))
+        if list_mode == "join":
+            return pc.binary_join(lists, " ")
+        return pc.list_flatten(lists)
+    raise W2VError(f"{label}: column {text_column!r} (download.hf_text_column) holds {kind}; allowed: strings, or "
+                   f"lists of strings (captions, sentences or tokens, read as download.hf_list says)")
+
+
+def copy_hf_text(dataset, text_column: str, list_mode: str, out_path: Path, label: str) -> dict:
     """Write one document per line; newlines inside a document become spaces."""
     if text_column not in dataset.column_names:
         raise W2VError(f"{label}: no column {text_column!r} (download.hf_text_column); "
@@ -193,7 +209,7 @@ def copy_hf_text(dataset, text_column: str, out_path: Path, label: str) -> dict:
     with open(out_path, "wb") as out:
         for table in tqdm(dataset.with_format("arrow").iter(batch_size=10_000), desc=label, unit="batch",
                           disable=None, leave=False):
-            texts = pc.fill_null(table.column(text_column).combine_chunks().cast(pa.string()), "")
+            texts = pc.fill_null(hf_documents(table.column(text_column), list_mode, label, text_column), "")
             texts = pc.replace_substring_regex(texts, r"[\r\n]+", " ")
             joined = pc.binary_join(pa.ListArray.from_arrays([0, len(texts)], texts), "\n")
             data = joined[0].as_buffer().to_pybytes() + b"\n"
@@ -222,7 +238,7 @@ def fetch_corpus(params: DownloadParams, out_path: Path, sample: Path) -> dict:
         manifest = {"origin": params.hf_dataset, "hf_config": params.hf_config, "hf_split": params.hf_split,
                     "hf_revision": params.hf_revision,
                     "hf_fingerprint": getattr(dataset, "_fingerprint", None),
-                    **copy_hf_text(dataset, params.hf_text_column, out_path, label)}
+                    **copy_hf_text(dataset, params.hf_text_column, params.hf_list, out_path, label)}
     if manifest["bytes"] == 0:
         raise W2VError(f"{manifest['origin']}: the corpus is empty (0 bytes)")
     return {"source": params.source, "file": out_path.name, **manifest}

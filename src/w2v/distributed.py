@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -144,4 +145,16 @@ def relaunch(processes: int, module: str, threads: int) -> int:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
                "-m", module]
     log.info("starting %d training processes: %s", processes, " ".join(command[1:]))
-    return subprocess.run(command, env=env, check=False).returncode
+    child = subprocess.Popen(command, env=env)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C reached torchrun and its processes too: they finish the chunk, save a checkpoint and stop.
+        # Wait for that (subprocess.run would kill torchrun here and orphan them mid-checkpoint).
+        while True:
+            try:
+                child.wait()
+                break
+            except KeyboardInterrupt:  # a second Ctrl-C: pass it on and keep waiting
+                child.send_signal(signal.SIGINT)
+        raise

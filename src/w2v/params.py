@@ -135,7 +135,10 @@ class DownloadParams(Section):
     hf_config: str = param("", help="dataset configuration name ('' for the default)")
     hf_split: str = param("train", help="dataset split")
     hf_revision: str = param("", help="dataset revision (commit, tag or branch; '' for the default)")
-    hf_text_column: str = param("text", help="column that holds the text")
+    hf_text_column: str = param("text", help="column that holds the text: strings, or lists of strings")
+    hf_list: str = param("documents", choices=("documents", "join"),
+                         help="source=hf, a column of lists of strings: each string one document (e.g. 5 captions a "
+                              "row), or join: a row's strings joined by spaces into one (sentences, or tokens)")
 
     def check(self, section: str) -> None:
         if self.source == "file" and not self.path:
@@ -154,6 +157,10 @@ class TokenizeParams(Section):
     normalize: str = param("NFKC", choices=("NFKC", "NFC", "NFKD", "NFD", "none"),
                            help="Unicode normalisation form applied before tokenising")
     token_pattern: str = param(r"[\p{L}\p{M}]+", help="RE2 regex of one token (default: runs of letters)")
+    pretokenized: bool = param(False, help="the text is tokens separated by spaces (e.g. a Hugging Face list-of-tokens "
+                                           "column): keep each token whole, only normalise and lower-case")
+    strip_html: bool = param(False, help="replace HTML tags (<br />, <p>, ...) and character references (&amp;) by "
+                                         "a space before tokenising (e.g. IMDB reviews)")
     max_sequence_length: int = param(10000, ge=1, help="longer lines are split into rows of this many tokens")
     workers: int = param(0, ge=0, help="worker processes (0 = all cores)", speed_only=True)
 

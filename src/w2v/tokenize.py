@@ -9,6 +9,7 @@ the number of workers, so the output bytes depend only on the input and the sett
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import mmap
 import os
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 BLOCK_BYTES = 8 << 20  # fixed: it sets the Parquet row groups, hence the output bytes
 SEPARATOR = "\x1f"     # marks token ends in the general (non character-class) path
+# A tag (starting with a letter, / or !, so that "a < b > c" stays text) or a character reference (&amp; &#39;).
+HTML_MARKUP = r"<[A-Za-z/!][^<>]{0,1000}>|&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,16 @@ class TokenRules:
     lowercase: bool
     normalize: str
     token_pattern: str
+    pretokenized: bool = False
+    strip_html: bool = False
+
+    @classmethod
+    def of(cls, params: TokenizeParams) -> "TokenRules":
+        return cls(params.lowercase, params.normalize, params.token_pattern, params.pretokenized, params.strip_html)
+
+    def to_dict(self) -> dict:
+        """As recorded in the token file and carried to the model: how the corpus was put into words."""
+        return dataclasses.asdict(self)
 
     @property
     def split_pattern(self) -> str | None:
@@ -62,12 +75,16 @@ def tokenize_block(data: bytes, rules: TokenRules) -> pa.ListArray:
                                        pa.py_buffer(data))
     text.validate(full=True)  # raises on invalid UTF-8; w2v.corpus writes valid UTF-8 only
     lines = pc.list_flatten(pc.split_pattern(text, "\n"))
+    if rules.strip_html:
+        lines = pc.replace_substring_regex(lines, HTML_MARKUP, " ")
     # ASCII text is already in every normal form: skip the (slow) normalisation.
     if rules.normalize != "none" and not pc.string_is_ascii(text)[0].as_py():
         lines = pc.utf8_normalize(lines, form=rules.normalize)
     if rules.lowercase:
         lines = pc.utf8_lower(lines)
-    if rules.split_pattern is not None:
+    if rules.pretokenized:  # tokens are already cut: keep each whole
+        pieces = pc.utf8_split_whitespace(lines)
+    elif rules.split_pattern is not None:
         pieces = pc.split_pattern_regex(lines, rules.split_pattern)
     else:
         # Find-all via replace: each token is kept and followed by a separator, every other character
@@ -168,7 +185,7 @@ def tokenize_lines(path: Path, blocks: Iterable[tuple[int, int, bool]], rules: T
 def tokenize_file(in_path: Path, out_path: Path, params: TokenizeParams,
                   block_bytes: int = BLOCK_BYTES) -> dict:
     """Tokenise ``in_path`` into the token file ``out_path``; return the stats."""
-    rules = TokenRules(params.lowercase, params.normalize, params.token_pattern)
+    rules = TokenRules.of(params)
     workers = worker_count(params.workers)
     size = in_path.stat().st_size
     with tqdm(total=size, unit="B", unit_scale=True, desc="tokenize", disable=None) as bar:
@@ -179,8 +196,7 @@ def tokenize_file(in_path: Path, out_path: Path, params: TokenizeParams,
         lines = tokenize_lines(in_path, blocks_with_progress(), rules, workers)
         try:
             rows, tokens = write_token_file(out_path, split_rows(lines, params.max_sequence_length),
-                                            rules={"lowercase": params.lowercase, "normalize": params.normalize,
-                                                   "token_pattern": params.token_pattern})
+                                            rules=rules.to_dict())
         except pa.ArrowInvalid as exc:
             raise W2VError(f"{in_path}: {exc}") from None
     if tokens == 0:
