@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate params.yaml, and check that dvc.lock and DVC's run lock are intact: a dvc process "
                     "killed while writing one leaves it empty or cut off, and every dvc command then fails. "
                     "Prints each problem with its fix; exit 2 if there is one.")
+    recipe = commands.add_parser(
+        "recipe", help="ready params for known setups (captions, reviews, news, text8, wikitext103)",
+        description="Without NAME: list the recipes with what each needs (network, disk, time). With NAME: show its "
+                    "params and the `dvc exp run` command that applies them as an experiment; with --run, run it.")
+    recipe.add_argument("name", nargs="?", help="recipe name (a file in recipes/)")
+    recipe.add_argument("--run", action="store_true", help="run it: dvc exp run -n NAME -S key=value ...")
     check = commands.add_parser(
         "repro-check", help="run the pipeline twice from clean copies and compare every output's hash",
         description="Copy the project's git-tracked files twice into a temporary directory, run `dvc repro "
@@ -125,6 +131,25 @@ def compare_experiments(dvc_args: list[str]) -> int:
     return subprocess.run(command).returncode
 
 
+def show_recipe(name: str | None, run_it: bool) -> int:
+    import shlex
+    import subprocess
+
+    from stages.recipes import load_recipe, names
+
+    if name is None:
+        for each in names():
+            recipe = load_recipe(each)
+            sys.stdout.write(f"{each}: {recipe.description}\n    needs: {recipe.needs}\n")
+        return 0
+    recipe = load_recipe(name)
+    if run_it:
+        return subprocess.run(recipe.command()).returncode
+    sys.stdout.write(f"{recipe.description}\nneeds: {recipe.needs}\n\n" + "\n".join(recipe.settings())
+                     + f"\n\nrun it as an experiment:\n  {shlex.join(recipe.command())}\n")
+    return 0
+
+
 def check_project() -> None:
     from w2v.params import load_params
 
@@ -144,6 +169,8 @@ def run(args: argparse.Namespace) -> None:
         check_project()
     elif args.command == "compare":
         sys.exit(compare_experiments(args.dvc_args))
+    elif args.command == "recipe":
+        sys.exit(show_recipe(args.name, args.run))
     elif args.command == "repro-check":
         from stages.reprocheck import repro_check
 
