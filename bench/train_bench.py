@@ -1,6 +1,7 @@
 """Training speed and quality, ours against gensim, side by side in one run.
 
     python bench/train_bench.py [--threads 2] [--mode deterministic|hogwild] [--device cpu|cuda] [--against REV]
+                                [--set KEY=VALUE ...]   (train params; --set model=cbow compares with gensim's sg=0)
 
 Needs the pairs stage's output for the default params (`dvc repro pairs`): the embedded 1.17M-word sample,
 skip-gram, dim 100, window 5, negative 5, sample 1e-3, min_count 5, 5 epochs. Both systems get the same
@@ -48,13 +49,14 @@ def quality(vectors) -> dict:
     return {"analogy": analogy, "wordsim353": ws, "simlex999": simlex}
 
 
-def run_gensim(threads: int, epochs: int, seed: int = 1) -> dict:
+def run_gensim(threads: int, epochs: int, seed: int = 1, cbow: bool = False, cbow_mean: bool = True) -> dict:
     from gensim.models import Word2Vec
 
     tokens = pq.read_table(ROOT / "data/tokens/tokens.parquet").column("tokens").to_pylist()
     sentences = [row[i:i + 10_000] for row in tokens for i in range(0, len(row), 10_000)]
     words = sum(len(s) for s in sentences)
-    model = Word2Vec(sg=1, vector_size=100, window=5, negative=5, sample=1e-3, min_count=5, workers=threads,
+    model = Word2Vec(sg=0 if cbow else 1, cbow_mean=int(cbow_mean), vector_size=100, window=5, negative=5,
+                     sample=1e-3, min_count=5, workers=threads,
                      seed=seed)
     model.build_vocab(sentences)
     start = time.perf_counter()
@@ -153,7 +155,8 @@ def main() -> None:
             run_ours(args.threads, args.mode, args.device, words, before_code)
         for seed in range(1, args.rounds + 1):
             if not args.skip_gensim:
-                reference_runs.append(run_gensim(args.threads, epochs, seed))
+                reference_runs.append(run_gensim(args.threads, epochs, seed, cbow=overrides.get("model") == "cbow",
+                                                 cbow_mean=overrides.get("cbow_mean", True)))
             if before_code:
                 before_runs.append(run_ours(args.threads, args.mode, args.device, words, before_code, seed))
             ours_runs.append(run_ours(args.threads, args.mode, args.device, words, seed=seed, overrides=overrides))

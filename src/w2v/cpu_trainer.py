@@ -186,6 +186,41 @@ def _shared_window(m0, m1, rows0, rows1, m, targets, lr, gain, sigma, softplus, 
 
 
 @njit(fastmath=FASTMATH, inline="always")
+def _cbow_window(m0, m1, rows0, rows1, m, targets, lr, mean, h, grad):  # pragma: no cover - compiled
+    """CBOW: the sum (or, with ``mean``, the mean) h of the m context rows predicts the targets (the center, then
+    the noise words), one after the other as word2vec.c does; each context row then gets the summed error
+    (divided by m for a sum, as gensim does with cbow_mean=0). Returns the window's loss."""
+    if m == 0:
+        return 0.0
+    h[:] = 0.0
+    for i in range(m):
+        _axpy(np.float32(1.0), m0[rows0[i]], h)
+    inverse = np.float32(1.0) / np.float32(m)
+    if mean:
+        for d in range(len(h)):
+            h[d] *= inverse
+    grad[:] = 0.0
+    loss = 0.0
+    for j in range(targets):
+        y = m1[rows1[j]]
+        sigma, softplus_f, softplus_minus_f = sigmoid_softplus32(dot(h, y))
+        if j == 0:  # the center: -log σ(f)
+            g = (np.float32(1.0) - sigma) * lr
+            loss += softplus_minus_f
+        else:  # a noise word: -log σ(-f)
+            g = -sigma * lr
+            loss += softplus_f
+        _axpy(g, y, grad)
+        _axpy(g, h, y)
+    if not mean:
+        for d in range(len(grad)):
+            grad[d] *= inverse
+    for i in range(m):
+        _axpy(np.float32(1.0), grad, m0[rows0[i]])
+    return loss
+
+
+@njit(fastmath=FASTMATH, inline="always")
 def _pair_step(x, y, label, lr, grad):  # pragma: no cover - compiled
     """One (input x, target y) step of word2vec.c: y moves now, x's change is gathered in ``grad``. Returns the
     loss term."""
@@ -197,10 +232,14 @@ def _pair_step(x, y, label, lr, grad):  # pragma: no cover - compiled
 
 
 @njit(fastmath=FASTMATH, nogil=True, cache=True)
-def train_windows(tokens, center, left, right, lo, hi, first_pair, syn0, syn1, vocab, negative, shared, alpha,
+def train_windows(tokens, center, left, right, lo, hi, first_pair, syn0, syn1, vocab, negative, shared, cbow, alpha,
                   alpha_step, min_alpha, noise, lane, capacity0, capacity1, slot0, slot1, copied0, copied1, rows0,
                   rows1, gain, sigma, softplus, delta, grad):  # pragma: no cover - compiled
     """Train windows lo..hi-1 of a shard with the noise words drawn for them; return their summed loss (float64).
+
+    ``cbow``: 0 skip-gram, 1 CBOW with the sum of the contexts, 2 CBOW with their mean (its noise is drawn per
+    window, as shared noise's). A CBOW window's loss counts once per context word, so that the mean loss per
+    pair weighs windows as skip-gram does.
 
     ``first_pair`` is the global index of window lo's first pair (for the learning rate). ``slot`` maps a word
     that several lanes touch to its private copies (-1 for the others), ``copied`` says which this lane made.
@@ -232,7 +271,10 @@ def train_windows(tokens, center, left, right, lo, hi, first_pair, syn0, syn1, v
                     rows1[targets] = _row(noise[drawn], lane, vocab, capacity1, slot1, copied1, syn1)
                     targets += 1
                 drawn += 1
-            loss += _shared_window(syn0, syn1, rows0, rows1, m, targets, lr, gain, sigma, softplus, delta)
+            if cbow:
+                loss += m * _cbow_window(syn0, syn1, rows0, rows1, m, targets, lr, cbow == 2, delta[0], grad)
+            else:
+                loss += _shared_window(syn0, syn1, rows0, rows1, m, targets, lr, gain, sigma, softplus, delta)
         else:
             center_row = _row(c, lane, vocab, capacity1, slot1, copied1, syn1)
             for i in range(m):
@@ -289,7 +331,8 @@ def merge_shared_rows(matrix, vocab, capacity, words, shared, copied, slot):  # 
 
 @njit(parallel=True, nogil=True, fastmath=FASTMATH, cache=True)
 def train_chunk_lanes(tokens, center, left, right, bounds, first_pairs, syn0, syn1, vocab, accept, alias, negative,
-                      shared, alpha, alpha_step, min_alpha, seeds, noise, merge, touch0, touch1, touched0, touched1,
+                      shared, cbow, alpha, alpha_step, min_alpha, seeds, noise, merge, touch0, touch1, touched0,
+                      touched1,
                       count, slot0, slot1, words0, words1, copied0, copied1, rows0, rows1, gain, sigma, softplus,
                       delta, grad):  # pragma: no cover - compiled
     """Lane t trains windows bounds[t]..bounds[t+1]-1. With ``merge``, rows that several lanes touch are trained
@@ -304,7 +347,7 @@ def train_chunk_lanes(tokens, center, left, right, bounds, first_pairs, syn0, sy
     losses = np.zeros(lanes)
     for t in prange(lanes):
         losses[t] = train_windows(tokens, center, left, right, bounds[t], bounds[t + 1], first_pairs[t], syn0, syn1,
-                                  vocab, negative, shared, alpha, alpha_step, min_alpha, noise[t], t, capacity0,
+                                  vocab, negative, shared, cbow, alpha, alpha_step, min_alpha, noise[t], t, capacity0,
                                   capacity1, slot0, slot1, copied0[t], copied1[t], rows0[t], rows1[t], gain[t],
                                   sigma[t], softplus[t], delta[t], grad[t, :syn0.shape[1]])
     if merge:
@@ -331,16 +374,17 @@ class CpuTrainer:
     def from_params(cls, params: TrainParams, device: str, syn0: np.ndarray, syn1: np.ndarray,
                     noise: tuple[np.ndarray, np.ndarray], schedule: Schedule) -> "CpuTrainer":
         return cls(syn0, syn1, *noise, params.negative, schedule, worker_count(params.threads), params.deterministic,
-                   params.shared_negatives, params.sync_every)
+                   params.shared_negatives, params.sync_every, cbow=params.cbow_mode)
 
     def __init__(self, syn0: np.ndarray, syn1: np.ndarray, accept: np.ndarray, alias: np.ndarray, negative: int,
                  schedule: Schedule, lanes: int, deterministic: bool, shared_negatives: bool = True,
-                 chunk_pairs: int = 65536) -> None:
+                 chunk_pairs: int = 65536, cbow: int = 0) -> None:
         import numba
 
         numba.set_num_threads(min(lanes, numba.config.NUMBA_NUM_THREADS))
         self.accept, self.alias, self.negative, self.schedule = accept, alias, negative, schedule
-        self.lanes, self.deterministic, self.shared = lanes, deterministic, shared_negatives
+        self.lanes, self.deterministic, self.cbow = lanes, deterministic, cbow
+        self.shared = shared_negatives or cbow > 0  # CBOW draws its noise per window
         self.merge = deterministic and lanes > 1  # one lane is sequential SGD: nothing to merge
         self.vocab, self.dim = syn0.shape
         # Pairs per chunk: how often the lanes' copies of shared rows are merged. The lanes' changes of a row are
@@ -385,7 +429,8 @@ class CpuTrainer:
     def describe(self) -> str:
         mode = "deterministic" if self.deterministic else "Hogwild"
         noise = "noise shared per window" if self.shared else "noise per pair"
-        return f"{mode}, {self.lanes} lane{'s' if self.lanes > 1 else ''}, {noise}"
+        model = ("CBOW, " + ("mean" if self.cbow == 2 else "sum") + " of the contexts, ") if self.cbow else ""
+        return f"{model}{mode}, {self.lanes} lane{'s' if self.lanes > 1 else ''}, {noise}"
 
     def prepare(self, shard: WindowShard) -> None:
         """Compile (or load from numba's cache) the kernel for this shard's id type before the clock starts."""
@@ -409,7 +454,8 @@ class CpuTrainer:
         first_pairs = first_pair + cumulative[bounds - lo]
         s = self.schedule
         return (shard.tokens, shard.center, shard.left, shard.right, bounds, first_pairs, self.syn0, self.syn1,
-                self.vocab, self.accept, self.alias, self.negative, self.shared, s.alpha, s.step, s.min_alpha, seeds,
+                self.vocab, self.accept, self.alias, self.negative, self.shared, self.cbow, s.alpha, s.step,
+                s.min_alpha, seeds,
                 self.noise, self.merge, self.touch0, self.touch1, self.touched0, self.touched1, self.count, self.slot0,
                 self.slot1, self.words0, self.words1, self.copied0, self.copied1, self.rows0, self.rows1, self.gain,
                 self.sigma, self.softplus, self.delta, self.grad)

@@ -196,6 +196,9 @@ class PairsParams(Section):
 
 @dataclass(frozen=True)
 class TrainParams(Section):
+    model: str = param("skipgram", choices=("skipgram", "cbow"),
+                       help="skipgram: each context word predicts the center; cbow: the contexts together predict it")
+    cbow_mean: bool = param(True, help="cbow: the mean of the context vectors (false: their sum), as word2vec/gensim")
     dim: int = param(100, ge=1, help="vector size")
     negative: int = param(5, ge=1, help="noise words per (center, context) pair")
     shared_negatives: bool = param(True, help="one draw of noise words per window, shared by its contexts "
@@ -215,6 +218,11 @@ class TrainParams(Section):
                                                           "two merges of their models")
     curve_every: int = param(1_000_000, ge=1, help="pairs between two points of the loss curve")
     checkpoint_minutes: float = param(5.0, gt=0, help="minutes between mid-epoch checkpoints", speed_only=True)
+
+    @property
+    def cbow_mode(self) -> int:
+        """0 skip-gram, 1 CBOW with the sum of the contexts, 2 with their mean (the trainers' switch)."""
+        return 0 if self.model == "skipgram" else 2 if self.cbow_mean else 1
 
     def check(self, section: str) -> None:
         if self.min_alpha > self.alpha:

@@ -58,11 +58,11 @@ class TorchTrainer:
                     noise: tuple[np.ndarray, np.ndarray], schedule: Schedule, group=None) -> "TorchTrainer":
         return cls(syn0, syn1, *noise, params.negative, schedule, device, params.batch_size, params.deterministic,
                    params.shared_negatives, group=group,
-                   chunk_pairs=params.process_sync_every if group is not None else CHUNK_PAIRS)
+                   chunk_pairs=params.process_sync_every if group is not None else CHUNK_PAIRS, cbow=params.cbow_mode)
 
     def __init__(self, syn0: np.ndarray, syn1: np.ndarray, accept: np.ndarray, alias: np.ndarray, negative: int,
                  schedule: Schedule, device: str, batch_size: int, deterministic: bool,
-                 shared_negatives: bool = True, group=None, chunk_pairs: int = CHUNK_PAIRS) -> None:
+                 shared_negatives: bool = True, group=None, chunk_pairs: int = CHUNK_PAIRS, cbow: int = 0) -> None:
         self.device = torch.device(device)
         if deterministic:
             # cuBLAS is deterministic only with a fixed workspace (read when its handle is made), and index_add_
@@ -77,7 +77,8 @@ class TorchTrainer:
         self.accept = torch.from_numpy(accept).to(self.device)
         self.alias = torch.from_numpy(alias).to(self.device, torch.int64)
         self.negative, self.schedule, self.batch_size = negative, schedule, batch_size
-        self.shared = shared_negatives
+        self.cbow = cbow
+        self.shared = shared_negatives or cbow > 0  # CBOW draws its noise per window
         self.group = group
         self.lanes = group.world if group is not None else 1
         # Whole steps adding up to about 1M pairs per chunk, so the per-chunk bookkeeping (seeding, progress, one
@@ -129,6 +130,38 @@ class TorchTrainer:
         keep[:, :, 1:] = (noise != center[:, None, None]).float()
         x = self.syn0[context]  # (B, M, d)
         y = self.syn1[targets]  # (B, S, 1 + K, d)
+        if self.cbow:
+            grad_x, grad_y, loss = self.cbow_gradients(x, y[:, 0], mask, keep[:, 0], lr)
+        else:
+            grad_x, grad_y, loss = self.skipgram_gradients(x, y, mask, keep, lr)
+        dim = x.shape[-1]
+        rows0, rows1 = context.reshape(-1), targets.reshape(-1)
+        if self.group is not None:
+            self.group.touch(rows0, rows1)
+        scale0 = (ROW_CAP / torch.bincount(rows0, minlength=self.vocab + 1).clamp_min(1)).clamp_max(1.0)
+        scale1 = (ROW_CAP / torch.bincount(rows1, minlength=self.vocab).clamp_min(1)).clamp_max(1.0)
+        self.syn0.index_add_(0, rows0, grad_x.reshape(-1, dim) * scale0[rows0, None])
+        self.syn1.index_add_(0, rows1, grad_y.reshape(-1, dim) * scale1[rows1, None])
+        return loss
+
+    def cbow_gradients(self, x, y, mask, keep, lr):
+        """CBOW on B windows: the sum or mean h of the contexts (B, d) against the targets y (B, 1 + K, d).
+        Returns (change of x, change of y, loss with each window counted once per context)."""
+        count = mask.sum(1, keepdim=True)  # (B, 1)
+        h = (x * mask[:, :, None]).sum(1)
+        if self.cbow == 2:
+            h = h / count.clamp_min(1)
+        f = torch.bmm(y, h[:, :, None]).squeeze(-1)  # (B, 1 + K)
+        loss = (torch.nn.functional.softplus(self.sign * f) * keep * count).sum(dtype=torch.float64)
+        g = (self.label - torch.sigmoid(f)) * keep * lr[:, None]
+        grad_h = torch.bmm(g[:, None, :], y).squeeze(1)  # (B, d)
+        if self.cbow == 1:
+            grad_h = grad_h / count.clamp_min(1)
+        return grad_h[:, None, :] * mask[:, :, None], g[:, :, None] * h[:, None, :], loss
+
+    def skipgram_gradients(self, x, y, mask, keep, lr):
+        """Skip-gram on B windows: each context row x (B, M, d) against the targets y (B, S, 1 + K, d).
+        Returns (change of x, change of y, loss)."""
         if self.shared:
             f = torch.bmm(x, y[:, 0].transpose(1, 2))  # (B, M, 1 + K)
         else:
@@ -142,15 +175,7 @@ class TorchTrainer:
         else:
             grad_x = torch.einsum("bmt,bmtd->bmd", g, y)
             grad_y = g[..., None] * x[:, :, None, :]  # (B, M, 1 + K, d)
-        dim = x.shape[-1]
-        rows0, rows1 = context.reshape(-1), targets.reshape(-1)
-        if self.group is not None:
-            self.group.touch(rows0, rows1)
-        scale0 = (ROW_CAP / torch.bincount(rows0, minlength=self.vocab + 1).clamp_min(1)).clamp_max(1.0)
-        scale1 = (ROW_CAP / torch.bincount(rows1, minlength=self.vocab).clamp_min(1)).clamp_max(1.0)
-        self.syn0.index_add_(0, rows0, grad_x.reshape(-1, dim) * scale0[rows0, None])
-        self.syn1.index_add_(0, rows1, grad_y.reshape(-1, dim) * scale1[rows1, None])
-        return loss
+        return grad_x, grad_y, loss
 
     def _tokens(self, shard: WindowShard) -> torch.Tensor:
         """The shard's tokens on the device, sent once per shard."""
