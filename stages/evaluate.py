@@ -6,7 +6,11 @@
   overall, semantic, syntactic, per section, and coverage;
 * the nearest neighbours of ``evaluate.probe_words`` (Markdown), a 2-D PCA map of the probe words and their
   neighbours, and a cosine heatmap of the probe words (PNG); without any probe word in the vocabulary, the most
-  frequent words stand in.
+  frequent words stand in;
+* an interactive page (``plots/embedding_map.html``, Plotly, works offline) with the same words, or the
+  ``evaluate.map_words`` most frequent, in 2-D and 3-D by PCA, t-SNE or UMAP (``evaluate.map_projection``),
+  hover showing each word's neighbours; and the ``evaluate.projector_words`` most frequent words as the TSV pair
+  of the TensorFlow Embedding Projector (``data/projector/``).
 
 Params choose the benchmark files (``evaluate.word_pairs``, ``evaluate.analogies``: the bundled English ones by
 default, the user's own in the same formats, or none). A benchmark the vocabulary does not cover (another
@@ -16,7 +20,7 @@ details.
 The scores are gensim's (:mod:`w2v.evaluation`; a test checks them against gensim on the same vectors).
 Outputs: ``metrics/eval.json`` (the three headline scores, DVC metrics), ``metrics/eval_details.json`` (every
 score, coverage and count), ``metrics/neighbours.md``, ``plots/embedding_map.png`` and
-``plots/similarity_heatmap.png`` (DVC image plots).
+``plots/similarity_heatmap.png`` (DVC image plots), ``plots/embedding_map.html`` and ``data/projector/``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from stages import pipeline
 from w2v.embeddings import VECTORS_NPY, Embeddings
 from w2v.errors import W2VError
 from w2v.evaluation import BenchmarkError
-from w2v.fsio import atomic_file, write_json
+from w2v.fsio import atomic_dir, atomic_file, write_json
+from w2v.maps import map_groups, write_map_page, write_projector_tsv
 from w2v.plots import draw_heatmap, draw_map
 from w2v.report import benchmark_metrics, headline, neighbours, report
 
@@ -65,6 +70,10 @@ def main() -> None:
         handle.write(report(found, missing, metrics, analogies))
     draw_map(pipeline.EMBEDDING_MAP, emb, found, params.map_neighbours)
     draw_heatmap(pipeline.SIMILARITY_HEATMAP, emb, list(found))
+    groups = map_groups(emb, found, params.map_neighbours, params.map_words)
+    write_map_page(pipeline.INTERACTIVE_MAP, emb, groups, params.map_projection, params.seed)
+    with atomic_dir(pipeline.PROJECTOR) as tmp:
+        write_projector_tsv(tmp, emb, params.projector_words)
     log.info("%s", ", ".join(f"{name} {value:.4f}" for name, value in scores.items()) or "no benchmark measured")
 
 

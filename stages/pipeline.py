@@ -43,6 +43,8 @@ EVAL_METRICS = Path("metrics/eval.json")
 EVAL_DETAILS = Path("metrics/eval_details.json")
 NEIGHBOURS = Path("metrics/neighbours.md")
 EMBEDDING_MAP = Path("plots/embedding_map.png")
+INTERACTIVE_MAP = Path("plots/embedding_map.html")
+PROJECTOR = Path("data/projector")
 SIMILARITY_HEATMAP = Path("plots/similarity_heatmap.png")
 
 # Training checkpoints: outside DVC's outputs, which DVC deletes before it runs a stage.
@@ -66,7 +68,8 @@ OUTPUTS: dict[str, tuple[Path, ...]] = {
     "vocab": (VOCAB, VOCAB_METRICS),
     "pairs": (PAIRS, PAIRS_METRICS),
     "train": (MODEL, RUN_RECORD, TRAIN_METRICS, TRAIN_CURVE),
-    "evaluate": (EVAL_METRICS, EVAL_DETAILS, NEIGHBOURS, EMBEDDING_MAP, SIMILARITY_HEATMAP),
+    "evaluate": (EVAL_METRICS, EVAL_DETAILS, NEIGHBOURS, EMBEDDING_MAP, SIMILARITY_HEATMAP, INTERACTIVE_MAP,
+                 PROJECTOR),
 }
 SCRATCH: dict[str, tuple[Path, ...]] = {"train": (CHECKPOINTS,)}
 

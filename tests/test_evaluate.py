@@ -176,6 +176,20 @@ def test_stage_writes_metrics_report_and_pictures(trained, tmp_path, monkeypatch
     assert "**king**:" in report and "Not in the vocabulary: zzzz" in report
     for png in ("plots/embedding_map.png", "plots/similarity_heatmap.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (tmp_path / "plots/embedding_map.html").read_text()
+    assert 'id="map-2d"' in page and 'id="map-3d"' in page and "PCA to 3-D" in page
+    assert "<script src" not in page and "<link" not in page  # plotly.js inlined: the page works offline
+    king = Embeddings.load(model).most_similar("king", topn=1)[0][0]
+    unescaped = page.replace("\\u003c", "<").replace("\\u003e", ">").replace("\\u002f", "/")  # Plotly's JSON
+    assert f"<b>king</b><br>{king} " in unescaped  # hovering king shows its nearest neighbour
+    first = page
+    evaluate_stage.main()
+    assert (tmp_path / "plots/embedding_map.html").read_text() == first  # same vectors, same page
+    vectors = np.loadtxt(tmp_path / "data/projector/vectors.tsv", delimiter="\t")
+    words = (tmp_path / "data/projector/metadata.tsv").read_text().splitlines()
+    emb = Embeddings.load(model)
+    assert vectors.shape == (min(10000, len(emb.words)), 32) and words == emb.words[:len(vectors)]
+    np.testing.assert_allclose(vectors[:5], emb.vectors[:5], rtol=1e-5)
 
 
 def test_stage_counts_malformed_benchmark_lines_and_names_a_missing_file(trained, tmp_path, monkeypatch,
@@ -234,6 +248,23 @@ def test_a_corpus_the_benchmarks_do_not_cover_still_gets_scores_neighbours_and_m
     evaluate_stage.main()
     assert json.loads((tmp_path / "metrics/eval.json").read_text()) == {}
     assert "No benchmark chosen" in (tmp_path / "metrics/neighbours.md").read_text()
+
+
+@pytest.mark.parametrize("method", ["tsne", "umap"])
+def test_neighbourhood_projections_keep_planted_groups_apart_and_repeat(method):
+    from w2v.maps import project
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 20))
+    points = np.concatenate([c + 0.1 * rng.normal(size=(30, 20)) for c in centres])
+    unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+    coords = project(unit, method, 2, seed=1)
+    assert coords.shape == (90, 2)
+    np.testing.assert_array_equal(coords, project(unit, method, 2, seed=1))
+    groups = coords.reshape(3, 30, 2)
+    spread = max(np.linalg.norm(g - g.mean(0), axis=1).max() for g in groups)
+    gaps = [np.linalg.norm(groups[a].mean(0) - groups[b].mean(0)) for a, b in ((0, 1), (0, 2), (1, 2))]
+    assert min(gaps) > spread  # each group drawn apart from the others
 
 
 def test_two_benchmark_files_of_one_name_are_refused():

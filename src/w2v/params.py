@@ -245,7 +245,15 @@ class EvaluateParams(Section):
     restrict_vocab: int = param(30000, ge=1, help="analogy answers come from this many most frequent words")
     probe_words: tuple = param(PROBE_WORDS, help="words whose nearest neighbours go into the report and the map")
     topn: int = param(10, ge=1, help="neighbours listed per probe word in the report")
-    map_neighbours: int = param(6, ge=0, help="neighbours of each probe word drawn on the 2-D map")
+    map_neighbours: int = param(6, ge=0, help="neighbours of each probe word drawn on the maps")
+    map_words: int = param(0, ge=0, help="interactive map: 0 = the probe words and their neighbours; N = the N most "
+                                         "frequent words")
+    map_projection: str = param("pca", choices=("pca", "tsne", "umap"),
+                                help="interactive map's projection to 2-D and 3-D (tsne: scikit-learn, umap: "
+                                     "umap-learn)")
+    seed: int = param(1, ge=0, help="seed of the t-SNE and UMAP projections")
+    projector_words: int = param(10000, ge=1, help="most frequent words exported for the TensorFlow Embedding "
+                                                   "Projector (data/projector)")
 
     def check(self, section: str) -> None:
         names = [Path(path).stem for path in self.word_pairs]

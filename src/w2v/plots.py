@@ -5,17 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from w2v.embeddings import Embeddings
 from w2v.fsio import atomic_file
-
-
-def pca_2d(vectors: np.ndarray) -> np.ndarray:
-    centred = vectors - vectors.mean(axis=0)
-    _, _, components = np.linalg.svd(centred, full_matrices=False)
-    coords = centred @ components[:2].T
-    return coords * np.sign(coords[np.abs(coords).argmax(axis=0), [0, 1]])  # fix the SVD's sign freedom
+from w2v.maps import pca
 
 
 def draw_map(path: Path, emb: Embeddings, found: dict[str, list], per_word: int) -> None:
@@ -24,12 +16,14 @@ def draw_map(path: Path, emb: Embeddings, found: dict[str, list], per_word: int)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from adjustText import adjust_text
 
     groups = [(probe, [probe] + [w for w, _ in near[:per_word]]) for probe, near in found.items()]
     words = [w for _, members in groups for w in members]
-    coords = pca_2d(emb.unit[[emb.index(w) for w in words]])
+    coords = pca(emb.unit[[emb.index(w) for w in words]], 2)
     fig, ax = plt.subplots(figsize=(11, 8), dpi=110)
     colours = plt.get_cmap("tab20")
+    labels = []
     at = 0
     for k, (probe, members) in enumerate(groups):
         xy = coords[at:at + len(members)]
@@ -37,8 +31,11 @@ def draw_map(path: Path, emb: Embeddings, found: dict[str, list], per_word: int)
         ax.scatter(xy[1:, 0], xy[1:, 1], s=18, color=colours(k % 20), alpha=0.7)
         ax.scatter(xy[:1, 0], xy[:1, 1], s=70, color=colours(k % 20), edgecolor="black", label=probe)
         for (x, y), word in zip(xy, members):
-            ax.annotate(word, (x, y), fontsize=10 if word == probe else 8, xytext=(3, 3), textcoords="offset points",
-                        fontweight="bold" if word == probe else "normal")
+            labels.append(ax.text(x, y, word, fontsize=10 if word == probe else 8,
+                                  fontweight="bold" if word == probe else "normal"))
+    # Move the labels apart (with a thin line to their point where one had to travel): neighbours sit close
+    # together, so labels placed at their points print over each other.
+    adjust_text(labels, ax=ax, arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
     ax.set_title(f"Probe words and their {per_word} nearest neighbours (PCA of unit vectors)")
     ax.legend(loc="best", fontsize=8, ncol=2)
     fig.tight_layout()
