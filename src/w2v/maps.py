@@ -51,15 +51,16 @@ def project(vectors: np.ndarray, method: str, dims: int, seed: int) -> np.ndarra
 
 
 def map_groups(emb: Embeddings, found: dict[str, list], per_word: int, most_frequent: int) -> list[tuple[str, list]]:
-    """The words to draw, in groups (one colour each): each probe word with its ``per_word`` nearest neighbours,
-    or, with ``most_frequent`` > 0, the N most frequent words as one group."""
+    """The words to draw, in groups (one colour each): each probe word first, then those of its ``per_word``
+    nearest neighbours that no earlier group (and no probe word) has, so that each word is drawn once; or, with
+    ``most_frequent`` > 0, the N most frequent words as one group."""
     if most_frequent:
         return [("most frequent", list(emb.words[:most_frequent]))]
-    groups, seen = [], set()
+    groups, seen = [], set(found)
     for probe, near in found.items():
-        members = [w for w in [probe] + [w for w, _ in near[:per_word]] if w not in seen]
+        members = [w for w, _ in near[:per_word] if w not in seen]
         seen.update(members)
-        groups.append((probe, members))
+        groups.append((probe, [probe] + members))
     return groups
 
 

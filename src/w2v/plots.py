@@ -7,7 +7,7 @@ from pathlib import Path
 
 from w2v.embeddings import Embeddings
 from w2v.fsio import atomic_file
-from w2v.maps import pca
+from w2v.maps import map_groups, pca
 
 
 def draw_map(path: Path, emb: Embeddings, found: dict[str, list], per_word: int) -> None:
@@ -18,7 +18,7 @@ def draw_map(path: Path, emb: Embeddings, found: dict[str, list], per_word: int)
     import matplotlib.pyplot as plt
     from adjustText import adjust_text
 
-    groups = [(probe, [probe] + [w for w, _ in near[:per_word]]) for probe, near in found.items()]
+    groups = map_groups(emb, found, per_word, 0)  # a word near two probe words is drawn once
     words = [w for _, members in groups for w in members]
     coords = pca(emb.unit[[emb.index(w) for w in words]], 2)
     fig, ax = plt.subplots(figsize=(11, 8), dpi=110)
