@@ -9,6 +9,8 @@ from w2v.embeddings import Embeddings
 from w2v.fsio import atomic_file
 from w2v.maps import map_groups, pca
 
+ADJUST_ITERATIONS = 50  # its default is a 1 s time limit: another picture on a busy machine
+
 
 def draw_map(path: Path, emb: Embeddings, found: dict[str, list], per_word: int) -> None:
     """Probe words and their neighbours on the first two principal components, one colour per probe word."""
@@ -35,7 +37,8 @@ def draw_map(path: Path, emb: Embeddings, found: dict[str, list], per_word: int)
                                   fontweight="bold" if word == probe else "normal"))
     # Move the labels apart (with a thin line to their point where one had to travel): neighbours sit close
     # together, so labels placed at their points print over each other.
-    adjust_text(labels, ax=ax, arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
+    # A fixed number of iterations, not its default time limit: the same picture on every run.
+    adjust_text(labels, ax=ax, iter_lim=ADJUST_ITERATIONS, arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
     ax.set_title(f"Probe words and their {per_word} nearest neighbours (PCA of unit vectors)")
     ax.legend(loc="best", fontsize=8, ncol=2)
     fig.tight_layout()
