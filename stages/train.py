@@ -75,10 +75,9 @@ def main() -> None:
     trainer_type = trainer_class(device, params.processes)
 
     # The trainer keeps its own (padded) copy of the matrices: no other reference to the initial ones is kept.
-    extra = {"group": group} if group is not None else {}
     trainer = trainer_type.from_params(params, trainer_device, *init_vectors(len(counts), params.dim,
                                                                              np.random.default_rng(params.seed)),
-                                       noise, schedule, **extra)
+                                       noise, schedule, group=group)
     key = fingerprint(params, trainer.lanes, device, sha256_file(pipeline.PAIRS / MANIFEST), len(counts))
     progress = Progress()
     resumed = checkpoint.load(pipeline.CHECKPOINTS, key)
@@ -90,7 +89,7 @@ def main() -> None:
         progress.resumed_from.append([progress.next_shard, progress.next_window])
         log.info("resuming from the checkpoint in %s at pair %s (shard %d, window %d)", pipeline.CHECKPOINTS,
                  f"{progress.pairs_done:,}", progress.next_shard, progress.next_window)
-        trainer = trainer_type.from_params(params, trainer_device, *vectors, noise, schedule, **extra)
+        trainer = trainer_type.from_params(params, trainer_device, *vectors, noise, schedule, group=group)
         del vectors
     log.info("%s pairs in %d epochs on %s (%s), %d-dim vectors for %s words", f"{schedule.total_pairs:,}",
              len(manifest.epochs), device, trainer.describe(), params.dim, f"{len(counts):,}")
@@ -111,10 +110,10 @@ def main() -> None:
         log.warning("%s; checkpoint saved in %s: re-run to resume", stop, pipeline.CHECKPOINTS)
         raise KeyboardInterrupt from None
     wall = time.perf_counter() - started
-    syn0, lanes = trainer.vectors()[0], trainer.lanes
-    del trainer  # its matrices are as large as the model: gone before the model is written
     if not main_process:
         return
+    syn0, lanes = trainer.vectors()[0], trainer.lanes
+    del trainer  # its matrices are as large as the model: gone before the model is written
     metrics = train_metrics(progress, manifest, wall)
     # Only what the vectors' bytes depend on goes beside them, so an identical re-run gives an identical
     # model (and DVC stops the cascade there); the clock and the machine go to the run record.

@@ -42,6 +42,7 @@ from w2v.params import TrainParams, worker_count
 from w2v.portable_math import FASTMATH, LANES, accumulate, dot, forget_stale_compilations, sigmoid_softplus32
 from w2v.sgns import Schedule
 from w2v.shards import MAX_WINDOW, WindowShard
+from w2v.training import equal_pair_bounds
 
 LCG_MUL = np.uint64(6364136223846793005)
 LCG_INC = np.uint64(1442695040888963407)
@@ -372,7 +373,9 @@ class CpuTrainer:
 
     @classmethod
     def from_params(cls, params: TrainParams, device: str, syn0: np.ndarray, syn1: np.ndarray,
-                    noise: tuple[np.ndarray, np.ndarray], schedule: Schedule) -> "CpuTrainer":
+                    noise: tuple[np.ndarray, np.ndarray], schedule: Schedule, group=None) -> "CpuTrainer":
+        if group is not None:  # training.trainer_class gives several processes the torch trainer
+            raise ValueError("the CPU kernel trains in one process (its lanes are threads)")
         return cls(syn0, syn1, *noise, params.negative, schedule, worker_count(params.threads), params.deterministic,
                    params.shared_negatives, params.sync_every, cbow=params.cbow_mode)
 
@@ -449,8 +452,7 @@ class CpuTrainer:
         if cumulative[-1] > self.max_pairs:
             raise ValueError(f"a chunk of {cumulative[-1]} pairs: this trainer takes at most {self.max_pairs}")
         # Lane boundaries at equal shares of the chunk's pairs.
-        bounds = lo + np.searchsorted(cumulative, np.linspace(0, cumulative[-1], self.lanes + 1)[1:-1])
-        bounds = np.concatenate([[lo], bounds, [hi]]).astype(np.int64)
+        bounds = lo + equal_pair_bounds(cumulative, self.lanes)
         first_pairs = first_pair + cumulative[bounds - lo]
         s = self.schedule
         return (shard.tokens, shard.center, shard.left, shard.right, bounds, first_pairs, self.syn0, self.syn1,

@@ -38,7 +38,6 @@ class Group:
     world: int
     local_rank: int
     backend: str
-    whole_matrices: bool = False  # all-reduce the whole matrices instead of the touched rows (to measure both)
     merges: int = 0
     merge_seconds: float = 0.0
     rows_sent: int = 0
@@ -93,28 +92,15 @@ class Group:
         matrices = (syn0, syn1)
         total = loss.reshape(1).clone()
         dist.all_reduce(total)
-        if self.whole_matrices:
-            rows = [None, None]
-            change = torch.cat([(m - b).reshape(-1) for m, b in zip(matrices, self.base)])
-        else:
-            union = torch.cat(self.touched)
-            dist.all_reduce(union, op=dist.ReduceOp.MAX)
-            rows = list(torch.split(union, [len(m) for m in matrices]))
-            rows = [r.nonzero().squeeze(1) for r in rows]
-            change = torch.cat([(m[r] - b[r]).reshape(-1) for m, b, r in zip(matrices, self.base, rows)])
+        union = torch.cat(self.touched)
+        dist.all_reduce(union, op=dist.ReduceOp.MAX)
+        rows = [r.nonzero().squeeze(1) for r in torch.split(union, [len(m) for m in matrices])]
+        change = torch.cat([m[r] - b[r] for m, b, r in zip(matrices, self.base, rows)])
         dist.all_reduce(change)
-        offset = 0
-        for m, b, r in zip(matrices, self.base, rows):
-            n = m.numel() if r is None else r.numel() * m.shape[1]
-            part = change[offset:offset + n].reshape(-1, m.shape[1])
-            offset += n
-            if r is None:
-                torch.add(b, part, out=m)
-                b.copy_(m)
-            else:
-                m[r] = b[r] + part
-                b[r] = m[r]
-                self.rows_sent += len(r)
+        for m, b, r, part in zip(matrices, self.base, rows, torch.split(change, [len(r) for r in rows])):
+            m[r] = b[r] + part
+            b[r] = m[r]
+            self.rows_sent += len(r)
         for marks in self.touched:
             marks.zero_()
         self.merges += 1

@@ -107,7 +107,6 @@ def write_projector_tsv(directory: Path, emb: Embeddings, most_frequent: int) ->
     """``vectors.tsv`` (one row of tab-separated floats per word) and ``metadata.tsv`` (the words, one per line)
     for the N most frequent words: load both at projector.tensorflow.org ("Load")."""
     n = min(most_frequent, len(emb.words))
-    directory.mkdir(parents=True, exist_ok=True)
     with atomic_file(directory / "vectors.tsv", "w", encoding="utf-8") as handle:
         np.savetxt(handle, emb.vectors[:n], fmt="%.6g", delimiter="\t")
     with atomic_file(directory / "metadata.tsv", "w", encoding="utf-8") as handle:

@@ -36,8 +36,8 @@ def draw_map(path: Path, emb: Embeddings, found: dict[str, list], per_word: int)
             labels.append(ax.text(x, y, word, fontsize=10 if word == probe else 8,
                                   fontweight="bold" if word == probe else "normal"))
     # Move the labels apart (with a thin line to their point where one had to travel): neighbours sit close
-    # together, so labels placed at their points print over each other.
-    # A fixed number of iterations, not its default time limit: the same picture on every run.
+    # together, so labels placed at their points print over each other. A fixed number of iterations, not its
+    # default time limit, so that the picture is the same on every run.
     adjust_text(labels, ax=ax, iter_lim=ADJUST_ITERATIONS, arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
     ax.set_title(f"Probe words and their {per_word} nearest neighbours (PCA of unit vectors)")
     ax.legend(loc="best", fontsize=8, ncol=2)

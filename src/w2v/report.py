@@ -37,11 +37,12 @@ def benchmark_metrics(emb: Embeddings, word_pairs: dict[str, Path], analogies_fi
             metrics["analogy"][method] = {k: _rounded(analogies[method][k]) for k in ("accuracy", "semantic",
                                                                                       "syntactic")}
     files = {**word_pairs, **({"analogy": analogies_file} if analogies_file is not None else {})}
+    measured = headline(metrics)
     for name, path in files.items():
         if metrics[name]["malformed_lines"]:
             log.warning("%s: %d malformed line(s) skipped (counted in the metrics as %s.malformed_lines)",
                         path, metrics[name]["malformed_lines"], name)
-        if headline(metrics).get(name) is None:
+        if name not in measured:
             log.warning("%s: not measured: the vocabulary covers %s of it (coverage in metrics/eval_details.json)",
                         path, "none" if name == "analogy" else "fewer than 2 pairs")
     return metrics, analogies

@@ -33,17 +33,10 @@ import torch
 from w2v.params import TrainParams
 from w2v.sgns import Schedule
 from w2v.shards import WindowShard
+from w2v.training import chunk_ends, equal_pair_bounds
 
 ROW_CAP = 64.0
 CHUNK_PAIRS = 1 << 20
-
-
-def split_windows(pairs_per_window: np.ndarray, parts: int) -> np.ndarray:
-    """Window indices that cut windows into ``parts`` runs of about equal pairs: parts + 1 bounds."""
-    cumulative = np.cumsum(pairs_per_window)
-    total = int(cumulative[-1]) if len(cumulative) else 0
-    cuts = np.searchsorted(cumulative, np.arange(1, parts) * total / parts, side="left")
-    return np.concatenate([[0], cuts, [len(pairs_per_window)]]).astype(np.int64)
 
 
 class TorchTrainer:
@@ -200,14 +193,12 @@ class TorchTrainer:
                                for a in (shard.center, shard.left, shard.right))
         if center.dtype == torch.uint32:  # few torch kernels take uint32; positions fit in int64
             center = center.to(torch.int64)
-        cuts = np.searchsorted(np.cumsum(pairs), np.arange(self.batch_size, int(pairs.sum()), self.batch_size),
-                               side="left") + 1
-        for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [end - start]])):
-            if hi <= lo:
-                continue
+        lo = 0
+        for hi in chunk_ends(pairs, self.batch_size):  # steps of about batch_size pairs, as chunks are cut
             context, words = self.contexts(tokens, center[lo:hi], left[lo:hi], right[lo:hi])
             noise = self.draw_noise((hi - lo, 1 if self.shared else context.shape[1], self.negative))
             loss += self.step(context, words, noise, lr[lo:hi])
+            lo = hi
         return loss
 
     def train_chunk(self, shard: WindowShard, start: int, end: int, first_pair: int, seeds: np.ndarray) -> float:
@@ -215,11 +206,11 @@ class TorchTrainer:
         (split by pairs, with its own seed), then their changes are added up in a fixed order."""
         if self.group is None:
             return float(self.train_windows(shard, start, end, first_pair, seeds[0]))  # one device sync per chunk
-        pairs = shard.pair_counts(start, end)
-        bounds = start + split_windows(pairs, self.group.world)
-        lo, hi = int(bounds[self.group.rank]), int(bounds[self.group.rank + 1])
-        first = first_pair + int(pairs[:lo - start].sum())
-        loss = self.train_windows(shard, lo, hi, first, seeds[self.group.rank])
+        cumulative = np.concatenate([[0], np.cumsum(shard.pair_counts(start, end))])
+        share = equal_pair_bounds(cumulative, self.group.world)[self.group.rank:self.group.rank + 2]
+        lo, hi = start + share
+        loss = self.train_windows(shard, int(lo), int(hi), first_pair + int(cumulative[share[0]]),
+                                  seeds[self.group.rank])
         return self.group.merge(self.syn0, self.syn1, loss)
 
     def agree(self, stop: bool) -> bool:

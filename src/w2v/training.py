@@ -43,7 +43,8 @@ class Trainer(Protocol):
 
     @classmethod
     def from_params(cls, params: TrainParams, device: str, syn0: np.ndarray, syn1: np.ndarray,
-                    noise: tuple[np.ndarray, np.ndarray], schedule: Schedule) -> "Trainer": ...
+                    noise: tuple[np.ndarray, np.ndarray], schedule: Schedule, group=None) -> "Trainer":
+        """``group``: this process's :class:`w2v.distributed.Group` when training runs in several."""
 
     def describe(self) -> str: ...
 
@@ -114,6 +115,14 @@ def chunk_ends(pairs_per_window: np.ndarray, chunk_pairs: int) -> np.ndarray:
     total = int(cumulative[-1]) if len(cumulative) else 0
     ends = np.searchsorted(cumulative, np.arange(chunk_pairs, total, chunk_pairs), side="left") + 1
     return np.unique(np.concatenate([ends, [len(pairs_per_window)]]))
+
+
+def equal_pair_bounds(cumulative: np.ndarray, parts: int) -> np.ndarray:
+    """Cut a run of windows into ``parts`` runs of about equal pairs (the lanes of a chunk, or the processes'
+    shares): ``cumulative`` is the pairs before each window and after the last (a leading 0), the result the
+    parts + 1 window bounds, relative to the run."""
+    inner = np.searchsorted(cumulative, np.linspace(0, cumulative[-1], parts + 1)[1:-1])
+    return np.concatenate([[0], inner, [len(cumulative) - 1]]).astype(np.int64)
 
 
 def chunk_seeds(seed: int, chunk: Chunk, lanes: int) -> np.ndarray:
