@@ -38,8 +38,8 @@ OUTPUTS = {"download": "data/raw", "tokenize": "data/tokens", "vocab": "data/voc
 GENSIM = """
 import json, resource, sys, time
 from gensim.models import Word2Vec
-corpus, epochs, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-model = Word2Vec(sg=1, vector_size=100, window=5, negative=5, sample=1e-3, min_count=5, workers=threads, seed=1)
+corpus, epochs, threads, sg = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+model = Word2Vec(sg=sg, vector_size=100, window=5, negative=5, sample=1e-3, min_count=5, workers=threads, seed=1)
 start = time.perf_counter()
 model.build_vocab(corpus_file=corpus)
 vocab_seconds = time.perf_counter() - start
@@ -178,8 +178,9 @@ def main() -> None:
         gensim = None
         if not args.skip_gensim:
             print("  gensim ...", end=" ", flush=True)
+            sg = 0 if train.get("model") == "cbow" else 1  # --set train.model=cbow: gensim's CBOW beside ours
             seconds, rss, out = run_measured([sys.executable, "-c", GENSIM, str(corpus), str(args.epochs),
-                                              str(args.threads)], ROOT)
+                                              str(args.threads), str(sg)], ROOT)
             gensim = {**json.loads(out.splitlines()[-1]), "seconds": seconds, "rss_mib": rss}
             print(f"{seconds:.1f} s", flush=True)
 
