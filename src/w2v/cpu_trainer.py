@@ -48,8 +48,10 @@ LCG_MUL = np.uint64(6364136223846793005)
 LCG_INC = np.uint64(1442695040888963407)
 MAX_CONTEXT = 2 * MAX_WINDOW
 MERGE_PAIRS_PER_WORD = 50
+CACHE_LINE = 64
 SEPARATE = 16  # 8-byte items: 128 bytes, two cache lines
 PREFETCH = 2  # windows ahead whose rows are brought into the cache (measured: 2 beats 1 with 354k words)
+PREFETCH_COPIES = 8  # rows ahead that copy_shared_rows brings into the cache
 
 
 @njit(fastmath=FASTMATH, inline="always")
@@ -95,25 +97,27 @@ def _prefetch_row(typingctx, matrix, row):
 
 
 @njit(fastmath=FASTMATH, inline="always")
-def _prefetch_window(tokens, center, left, right, w, noise, drawn, negative, shared, syn0, syn1):  # pragma: no cover
-    """Bring the rows window w will use into the cache while the window before it is trained: with a large
-    vocabulary most rows come from main memory, and this hides that wait."""
+def _prefetch_window(tokens, center, left, right, w, noise, drawn, negative, shared, syn0, syn1, lane, vocab,
+                     capacity0, capacity1, slot0, slot1):  # pragma: no cover - compiled
+    """Bring the rows window w will use (the lane's copies of shared rows) into the cache while the window before
+    it is trained: with a large vocabulary most rows come from main memory, and this hides that wait."""
     p = np.int64(center[w])
-    _prefetch_row(syn1, np.int64(tokens[p]))
+    _prefetch_row(syn1, _row(np.int64(tokens[p]), lane, vocab, capacity1, slot1))
     for q in range(p - np.int64(left[w]), p + np.int64(right[w]) + 1):
         if q != p:
-            _prefetch_row(syn0, np.int64(tokens[q]))
+            _prefetch_row(syn0, _row(np.int64(tokens[q]), lane, vocab, capacity0, slot0))
     if shared:
         for k in range(negative):
-            _prefetch_row(syn1, noise[drawn + k])
+            _prefetch_row(syn1, _row(noise[drawn + k], lane, vocab, capacity1, slot1))
 
 
 @njit(fastmath=FASTMATH, inline="always")
 def _mark(word, touch, touched, count):  # pragma: no cover - compiled
-    if touch[word] == 0:
-        touch[word] = 1
-        touched[count[0]] = word
-        count[0] += 1
+    """List ``word`` in ``touched`` on its first touch. Branch-free (a written slot is only kept if the word was new):
+    whether a word is new is a coin toss the CPU cannot predict."""
+    touched[count[0]] = word
+    count[0] += 1 - np.int64(touch[word])
+    touch[word] = 1
 
 
 @njit(fastmath=FASTMATH, nogil=True, cache=True)
@@ -140,19 +144,29 @@ def draw_noise(tokens, center, left, right, lo, hi, vocab, accept, alias, negati
 
 
 @njit(fastmath=FASTMATH, inline="always")
-def _row(word, lane, vocab, capacity, slot, copied, matrix):  # pragma: no cover - compiled
+def _row(word, lane, vocab, capacity, slot):  # pragma: no cover - compiled
     """The row to train for ``word``: its own row, or, for a row several lanes touch, the lane's private copy
-    (made on first touch, after the last row of the model)."""
+    (after the last row of the model)."""
     s = slot[word]
-    if s < 0:
-        return word
-    row = vocab + lane * capacity + s
-    if copied[s] == 0:
-        copied[s] = 1
-        private, source = matrix[row], matrix[word]
-        for d in range(len(private)):
-            private[d] = source[d]
-    return row
+    return word if s < 0 else vocab + lane * capacity + s
+
+
+@njit(fastmath=FASTMATH, nogil=True, cache=True)
+def copy_shared_rows(matrix, vocab, lane, capacity, slot, touched, count):  # pragma: no cover - compiled
+    """Make the lane's private copies of the shared rows it touches, all before training: one tight loop that keeps
+    several rows in flight, where copying each on first touch stalled the training loop on every copy."""
+    for k in range(count):
+        if k + PREFETCH_COPIES < count:
+            ahead = touched[k + PREFETCH_COPIES]
+            if slot[ahead] >= 0:
+                _prefetch_row(matrix, ahead)
+                _prefetch_row(matrix, vocab + lane * capacity + slot[ahead])
+        word = touched[k]
+        s = slot[word]
+        if s >= 0:
+            private, source = matrix[vocab + lane * capacity + s], matrix[word]
+            for d in range(len(private)):
+                private[d] = source[d]
 
 
 @njit(fastmath=FASTMATH, inline="always")
@@ -187,10 +201,14 @@ def _shared_window(m0, m1, rows0, rows1, m, targets, lr, gain, sigma, softplus, 
 
 
 @njit(fastmath=FASTMATH, inline="always")
-def _cbow_window(m0, m1, rows0, rows1, m, targets, lr, mean, h, grad):  # pragma: no cover - compiled
+def _cbow_window(m0, m1, rows0, rows1, m, targets, lr, mean, h, grad, scores, sigma, softplus):  # pragma: no cover
     """CBOW: the sum (or, with ``mean``, the mean) h of the m context rows predicts the targets (the center, then
     the noise words), one after the other as word2vec.c does; each context row then gets the summed error
-    (divided by m for a sum, as gensim does with cbow_mean=0). Returns the window's loss."""
+    (divided by m for a sum, as gensim does with cbow_mean=0). Returns the window's loss.
+
+    h does not change while the targets are trained, so a target's score is the same before and after the targets
+    ahead of it have moved, unless it is one of them again (a noise word drawn twice): all scores and their
+    sigmoids are computed first, in one pass of independent evaluations, and only a repeated target's is redone."""
     if m == 0:
         return 0.0
     h[:] = 0.0
@@ -200,17 +218,25 @@ def _cbow_window(m0, m1, rows0, rows1, m, targets, lr, mean, h, grad):  # pragma
     if mean:
         for d in range(len(h)):
             h[d] *= inverse
+    for j in range(targets):
+        scores[j] = dot(h, m1[rows1[j]])
+    softplus_f, softplus_minus_f = softplus[0], softplus[1]
+    for j in range(targets):
+        sigma[j], softplus_f[j], softplus_minus_f[j] = sigmoid_softplus32(scores[j])
     grad[:] = 0.0
     loss = 0.0
     for j in range(targets):
         y = m1[rows1[j]]
-        sigma, softplus_f, softplus_minus_f = sigmoid_softplus32(dot(h, y))
+        for k in range(1, j):
+            if rows1[k] == rows1[j]:  # moved since its score was taken
+                sigma[j], softplus_f[j], softplus_minus_f[j] = sigmoid_softplus32(dot(h, y))
+                break
         if j == 0:  # the center: -log σ(f)
-            g = (np.float32(1.0) - sigma) * lr
-            loss += softplus_minus_f
+            g = (np.float32(1.0) - sigma[j]) * lr
+            loss += softplus_minus_f[j]
         else:  # a noise word: -log σ(-f)
-            g = -sigma * lr
-            loss += softplus_f
+            g = -sigma[j] * lr
+            loss += softplus_f[j]
         _axpy(g, y, grad)
         _axpy(g, h, y)
     if not mean:
@@ -234,8 +260,8 @@ def _pair_step(x, y, label, lr, grad):  # pragma: no cover - compiled
 
 @njit(fastmath=FASTMATH, nogil=True, cache=True)
 def train_windows(tokens, center, left, right, lo, hi, first_pair, syn0, syn1, vocab, negative, shared, cbow, alpha,
-                  alpha_step, min_alpha, noise, lane, capacity0, capacity1, slot0, slot1, copied0, copied1, rows0,
-                  rows1, gain, sigma, softplus, delta, grad):  # pragma: no cover - compiled
+                  alpha_step, min_alpha, noise, lane, capacity0, capacity1, slot0, slot1, rows0, rows1, gain, sigma,
+                  softplus, delta, grad):  # pragma: no cover - compiled
     """Train windows lo..hi-1 of a shard with the noise words drawn for them; return their summed loss (float64).
 
     ``cbow``: 0 skip-gram, 1 CBOW with the sum of the contexts, 2 CBOW with their mean (its noise is drawn per
@@ -243,7 +269,7 @@ def train_windows(tokens, center, left, right, lo, hi, first_pair, syn0, syn1, v
     pair weighs windows as skip-gram does.
 
     ``first_pair`` is the global index of window lo's first pair (for the learning rate). ``slot`` maps a word
-    that several lanes touch to its private copies (-1 for the others), ``copied`` says which this lane made.
+    that several lanes touch to its private copies (-1 for the others), made by :func:`copy_shared_rows`.
     The rest is scratch: rows0 (contexts' rows), rows1 (targets' rows), gain (m × K+1), sigma (m·(K+1)) and
     softplus (2 × m·(K+1)), delta (m × dim), grad (dim).
     """
@@ -253,7 +279,7 @@ def train_windows(tokens, center, left, right, lo, hi, first_pair, syn0, syn1, v
     for w in range(lo, hi):
         if w + PREFETCH < hi:
             _prefetch_window(tokens, center, left, right, w + PREFETCH, noise, drawn + PREFETCH * negative, negative,
-                             shared, syn0, syn1)
+                             shared, syn0, syn1, lane, vocab, capacity0, capacity1, slot0, slot1)
         p = np.int64(center[w])
         m = np.int64(left[w]) + np.int64(right[w])
         lr = np.float32(max(alpha - alpha_step * pair, min_alpha))
@@ -262,29 +288,30 @@ def train_windows(tokens, center, left, right, lo, hi, first_pair, syn0, syn1, v
         k = 0
         for q in range(p - np.int64(left[w]), p + np.int64(right[w]) + 1):
             if q != p:
-                rows0[k] = _row(np.int64(tokens[q]), lane, vocab, capacity0, slot0, copied0, syn0)
+                rows0[k] = _row(np.int64(tokens[q]), lane, vocab, capacity0, slot0)
                 k += 1
         if shared:
-            rows1[0] = _row(c, lane, vocab, capacity1, slot1, copied1, syn1)
+            rows1[0] = _row(c, lane, vocab, capacity1, slot1)
             targets = 1
             for _ in range(negative):
                 if noise[drawn] != c:  # a noise word equal to the center is skipped, for every context
-                    rows1[targets] = _row(noise[drawn], lane, vocab, capacity1, slot1, copied1, syn1)
+                    rows1[targets] = _row(noise[drawn], lane, vocab, capacity1, slot1)
                     targets += 1
                 drawn += 1
             if cbow:
-                loss += m * _cbow_window(syn0, syn1, rows0, rows1, m, targets, lr, cbow == 2, delta[0], grad)
+                loss += m * _cbow_window(syn0, syn1, rows0, rows1, m, targets, lr, cbow == 2, delta[0], grad,
+                                         gain[0], sigma, softplus)
             else:
                 loss += _shared_window(syn0, syn1, rows0, rows1, m, targets, lr, gain, sigma, softplus, delta)
         else:
-            center_row = _row(c, lane, vocab, capacity1, slot1, copied1, syn1)
+            center_row = _row(c, lane, vocab, capacity1, slot1)
             for i in range(m):
                 x = syn0[rows0[i]]
                 grad[:] = 0.0
                 loss += _pair_step(x, syn1[center_row], 1, lr, grad)
                 for _ in range(negative):
                     if noise[drawn] != c:
-                        target = _row(noise[drawn], lane, vocab, capacity1, slot1, copied1, syn1)
+                        target = _row(noise[drawn], lane, vocab, capacity1, slot1)
                         loss += _pair_step(x, syn1[target], 0, lr, grad)
                     drawn += 1
                 _axpy(np.float32(1.0), grad, x)
@@ -313,28 +340,29 @@ def find_shared_rows(touch, touched, count, slot, words):  # pragma: no cover - 
 
 
 @njit(parallel=True, nogil=True, fastmath=FASTMATH, cache=True)
-def merge_shared_rows(matrix, vocab, capacity, words, shared, copied, slot):  # pragma: no cover - compiled
-    """Add each lane's change of each shared row to the model, lane after lane, and forget the private copies."""
-    lanes = copied.shape[0]
+def merge_shared_rows(matrix, vocab, capacity, words, shared, touch, slot):  # pragma: no cover - compiled
+    """Add each lane's change of each shared row (its copy minus the row) to the model, lane after lane, and
+    forget the private copies (a lane has a copy of the shared rows it touched)."""
+    lanes = touch.shape[0]
     for s in prange(shared):
-        row = matrix[words[s]]
+        word = words[s]
+        row = matrix[word]
         for t in range(lanes):
-            if copied[t, s]:
+            if touch[t, word]:
                 private = matrix[vocab + t * capacity + s]
                 for d in range(len(row)):
                     private[d] -= row[d]
         for t in range(lanes):
-            if copied[t, s]:
+            if touch[t, word]:
                 _axpy(np.float32(1.0), matrix[vocab + t * capacity + s], row)
-                copied[t, s] = 0
-        slot[words[s]] = -1
+        slot[word] = -1
 
 
 @njit(parallel=True, nogil=True, fastmath=FASTMATH, cache=True)
 def train_chunk_lanes(tokens, center, left, right, bounds, first_pairs, syn0, syn1, vocab, accept, alias, negative,
                       shared, cbow, alpha, alpha_step, min_alpha, seeds, noise, merge, touch0, touch1, touched0,
                       touched1,
-                      count, slot0, slot1, words0, words1, copied0, copied1, rows0, rows1, gain, sigma, softplus,
+                      count, slot0, slot1, words0, words1, capacity0, capacity1, rows0, rows1, gain, sigma, softplus,
                       delta, grad):  # pragma: no cover - compiled
     """Lane t trains windows bounds[t]..bounds[t+1]-1. With ``merge``, rows that several lanes touch are trained
     on private copies, whose changes are then added to the model in lane order. Returns per-lane losses."""
@@ -344,16 +372,18 @@ def train_chunk_lanes(tokens, center, left, right, bounds, first_pairs, syn0, sy
                    seeds[t], noise[t], merge, touch0[t], touch1[t], touched0[t], touched1[t], count[t])
     shared0 = find_shared_rows(touch0, touched0, count[:, 0], slot0, words0) if merge else 0
     shared1 = find_shared_rows(touch1, touched1, count[:, 1], slot1, words1) if merge else 0
-    capacity0, capacity1 = copied0.shape[1], copied1.shape[1]
     losses = np.zeros(lanes)
     for t in prange(lanes):
+        if shared0 + shared1 > 0:
+            copy_shared_rows(syn0, vocab, t, capacity0, slot0, touched0[t], count[t, 0])
+            copy_shared_rows(syn1, vocab, t, capacity1, slot1, touched1[t], count[t, 1])
         losses[t] = train_windows(tokens, center, left, right, bounds[t], bounds[t + 1], first_pairs[t], syn0, syn1,
                                   vocab, negative, shared, cbow, alpha, alpha_step, min_alpha, noise[t], t, capacity0,
-                                  capacity1, slot0, slot1, copied0[t], copied1[t], rows0[t], rows1[t], gain[t],
-                                  sigma[t], softplus[t], delta[t], grad[t, :syn0.shape[1]])
+                                  capacity1, slot0, slot1, rows0[t], rows1[t], gain[t], sigma[t], softplus[t],
+                                  delta[t], grad[t, :syn0.shape[1]])
     if merge:
-        merge_shared_rows(syn0, vocab, capacity0, words0, shared0, copied0, slot0)
-        merge_shared_rows(syn1, vocab, capacity1, words1, shared1, copied1, slot1)
+        merge_shared_rows(syn0, vocab, capacity0, words0, shared0, touch0, slot0)
+        merge_shared_rows(syn1, vocab, capacity1, words1, shared1, touch1, slot1)
         for t in prange(lanes):
             for k in range(count[t, 0]):
                 touch0[t, touched0[t, k]] = 0
@@ -366,6 +396,16 @@ def train_chunk_lanes(tokens, center, left, right, bounds, first_pairs, syn0, sy
 
 def padded(dim: int) -> int:
     return -(-dim // LANES) * LANES
+
+
+def cache_aligned_zeros(shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+    """np.zeros whose first byte starts a cache line. numpy's large arrays start 16 bytes past one, so a row of
+    whole cache lines would straddle one more line than it fills and share its end lines with the rows beside it
+    (two lanes training neighbouring rows would then fight over those lines)."""
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.zeros(size + CACHE_LINE, dtype=np.uint8)
+    offset = -raw.ctypes.data % CACHE_LINE
+    return raw[offset:offset + size].view(dtype).reshape(shape)
 
 
 class CpuTrainer:
@@ -400,18 +440,19 @@ class CpuTrainer:
         self.max_pairs = max_pairs = chunk_pairs + MAX_CONTEXT
         capacity0 = min(self.vocab, max_pairs) if self.merge else 0
         capacity1 = min(self.vocab, max_pairs * (negative + 1)) if self.merge else 0
-        # The model's rows, then each lane's private copies of shared rows; np.empty commits memory only for the
+        # The model's rows, then each lane's private copies of shared rows; np.zeros commits memory only for the
         # rows used, and the padding stays zero.
-        self.syn0 = np.zeros((self.vocab + lanes * capacity0, width), dtype=np.float32)
-        self.syn1 = np.zeros((self.vocab + lanes * capacity1, width), dtype=np.float32)
+        self.syn0 = cache_aligned_zeros((self.vocab + lanes * capacity0, width))
+        self.syn1 = cache_aligned_zeros((self.vocab + lanes * capacity1, width))
         self.syn0[:self.vocab, :self.dim] = syn0
         self.syn1[:self.vocab, :self.dim] = syn1
         self.noise = np.zeros((lanes, max_pairs * negative), dtype=np.int64)
         marks = self.vocab if self.merge else 0
         self.touch0 = np.zeros((lanes, marks), dtype=np.uint8)
         self.touch1 = np.zeros((lanes, marks), dtype=np.uint8)
-        self.touched0 = np.zeros((lanes, capacity0), dtype=np.int64)
-        self.touched1 = np.zeros((lanes, capacity1), dtype=np.int64)
+        # One more than the distinct words a lane can touch: _mark writes a slot before it knows the word is new.
+        self.touched0 = np.zeros((lanes, capacity0 + 1), dtype=np.int64)
+        self.touched1 = np.zeros((lanes, capacity1 + 1), dtype=np.int64)
         # Per-lane scratch: each lane's part padded to its own cache lines (two lanes writing one line would make it
         # bounce between their cores on every write).
         self.count = np.zeros((lanes, SEPARATE), dtype=np.int64)
@@ -419,15 +460,14 @@ class CpuTrainer:
         self.slot1 = np.full(self.vocab, -1, dtype=np.int64)
         self.words0 = np.zeros(capacity0, dtype=np.int64)
         self.words1 = np.zeros(capacity1, dtype=np.int64)
-        self.copied0 = np.zeros((lanes, capacity0), dtype=np.uint8)
-        self.copied1 = np.zeros((lanes, capacity1), dtype=np.uint8)
+        self.capacity0, self.capacity1 = capacity0, capacity1
         self.rows0 = np.zeros((lanes, MAX_CONTEXT), dtype=np.int64)
         self.rows1 = np.zeros((lanes, negative + 1 + SEPARATE), dtype=np.int64)
         self.gain = np.zeros((lanes, MAX_CONTEXT, negative + 1), dtype=np.float32)
         self.sigma = np.zeros((lanes, MAX_CONTEXT * (negative + 1)), dtype=np.float32)
         self.softplus = np.zeros((lanes, 2, MAX_CONTEXT * (negative + 1)), dtype=np.float32)
-        self.delta = np.zeros((lanes, MAX_CONTEXT, width), dtype=np.float32)
-        self.grad = np.zeros((lanes, width + 2 * SEPARATE), dtype=np.float32)
+        self.delta = cache_aligned_zeros((lanes, MAX_CONTEXT, width))
+        self.grad = cache_aligned_zeros((lanes, width + 2 * SEPARATE))
 
     def describe(self) -> str:
         mode = "deterministic" if self.deterministic else "Hogwild"
@@ -459,7 +499,7 @@ class CpuTrainer:
                 self.vocab, self.accept, self.alias, self.negative, self.shared, self.cbow, s.alpha, s.step,
                 s.min_alpha, seeds,
                 self.noise, self.merge, self.touch0, self.touch1, self.touched0, self.touched1, self.count, self.slot0,
-                self.slot1, self.words0, self.words1, self.copied0, self.copied1, self.rows0, self.rows1, self.gain,
+                self.slot1, self.words0, self.words1, self.capacity0, self.capacity1, self.rows0, self.rows1, self.gain,
                 self.sigma, self.softplus, self.delta, self.grad)
 
     def agree(self, stop: bool) -> bool:
