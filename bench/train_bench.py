@@ -152,13 +152,14 @@ def main() -> None:
         # Untimed warm-up: numba compiles the kernels once and caches them (a user's first run pays it once).
         run_ours(args.threads, args.mode, args.device, words, overrides=overrides)
         if before_code:
-            run_ours(args.threads, args.mode, args.device, words, before_code)
+            run_ours(args.threads, args.mode, args.device, words, before_code, overrides=overrides)
         for seed in range(1, args.rounds + 1):
             if not args.skip_gensim:
                 reference_runs.append(run_gensim(args.threads, epochs, seed, cbow=overrides.get("model") == "cbow",
                                                  cbow_mean=overrides.get("cbow_mean", True)))
             if before_code:
-                before_runs.append(run_ours(args.threads, args.mode, args.device, words, before_code, seed))
+                before_runs.append(run_ours(args.threads, args.mode, args.device, words, before_code, seed,
+                                            overrides))
             ours_runs.append(run_ours(args.threads, args.mode, args.device, words, seed=seed, overrides=overrides))
     ours = median_run(ours_runs)
     rows = [(f"ours ({args.device}, {args.mode})", ours)]
