@@ -112,12 +112,19 @@ def _prefetch_window(tokens, center, left, right, w, noise, drawn, negative, sha
 
 
 @njit(fastmath=FASTMATH, inline="always")
+def _touched(touch, word):  # pragma: no cover - compiled
+    """Whether ``word``'s bit is set in the bit set ``touch`` (a bit per word: a large vocabulary's marks stay in
+    the core's own cache)."""
+    return (np.int64(touch[word >> 3]) >> (word & 7)) & 1
+
+
+@njit(fastmath=FASTMATH, inline="always")
 def _mark(word, touch, touched, count):  # pragma: no cover - compiled
     """List ``word`` in ``touched`` on its first touch. Branch-free (a written slot is only kept if the word was new):
     whether a word is new is a coin toss the CPU cannot predict."""
     touched[count[0]] = word
-    count[0] += 1 - np.int64(touch[word])
-    touch[word] = 1
+    count[0] += 1 - _touched(touch, word)
+    touch[word >> 3] |= np.uint8(1 << (word & 7))
 
 
 @njit(fastmath=FASTMATH, nogil=True, cache=True)
@@ -318,25 +325,33 @@ def train_windows(tokens, center, left, right, lo, hi, first_pair, syn0, syn1, v
     return loss
 
 
-@njit(fastmath=FASTMATH, nogil=True, cache=True)
-def find_shared_rows(touch, touched, count, slot, words):  # pragma: no cover - compiled
-    """Give every row that two or more lanes touch a private slot (in lane order, then order of first touch, so
-    the same run numbers them the same way); return how many."""
+@njit(parallel=True, nogil=True, fastmath=FASTMATH, cache=True)
+def find_shared_rows(touch, touched, count, slot, words, claimed):  # pragma: no cover - compiled
+    """Give every row that two or more lanes touch a private slot; return how many. The first lane that touches a
+    row claims it, and the slots are numbered in lane order, then in order of first touch: the same run numbers
+    them the same way, and the lanes look up their own lists at once (``claimed``: scratch, a row per lane)."""
     lanes = len(count)
-    shared = 0
-    for t in range(lanes):
+    claims = np.zeros(lanes + 1, dtype=np.int64)
+    for t in prange(lanes):
+        n = 0
         for k in range(count[t]):
             word = touched[t, k]
-            if slot[word] >= 0:
-                continue
-            others = 0
+            first, others = True, False
             for u in range(lanes):
-                others += touch[u, word]
-            if others > 1:
-                slot[word] = shared
-                words[shared] = word
-                shared += 1
-    return shared
+                if u != t and _touched(touch[u], word):
+                    others = True
+                    first = first and u > t
+            if others and first:
+                claimed[t, n] = word
+                n += 1
+        claims[t + 1] = n
+    offsets = np.cumsum(claims)
+    for t in prange(lanes):
+        for k in range(claims[t + 1]):
+            word = claimed[t, k]
+            slot[word] = offsets[t] + k
+            words[offsets[t] + k] = word
+    return offsets[lanes]
 
 
 @njit(parallel=True, nogil=True, fastmath=FASTMATH, cache=True)
@@ -348,12 +363,12 @@ def merge_shared_rows(matrix, vocab, capacity, words, shared, touch, slot):  # p
         word = words[s]
         row = matrix[word]
         for t in range(lanes):
-            if touch[t, word]:
+            if _touched(touch[t], word):
                 private = matrix[vocab + t * capacity + s]
                 for d in range(len(row)):
                     private[d] -= row[d]
         for t in range(lanes):
-            if touch[t, word]:
+            if _touched(touch[t], word):
                 _axpy(np.float32(1.0), matrix[vocab + t * capacity + s], row)
         slot[word] = -1
 
@@ -361,17 +376,16 @@ def merge_shared_rows(matrix, vocab, capacity, words, shared, touch, slot):  # p
 @njit(parallel=True, nogil=True, fastmath=FASTMATH, cache=True)
 def train_chunk_lanes(tokens, center, left, right, bounds, first_pairs, syn0, syn1, vocab, accept, alias, negative,
                       shared, cbow, alpha, alpha_step, min_alpha, seeds, noise, merge, touch0, touch1, touched0,
-                      touched1,
-                      count, slot0, slot1, words0, words1, capacity0, capacity1, rows0, rows1, gain, sigma, softplus,
-                      delta, grad):  # pragma: no cover - compiled
+                      touched1, count, claimed, slot0, slot1, words0, words1, capacity0, capacity1, rows0, rows1, gain,
+                      sigma, softplus, delta, grad):  # pragma: no cover - compiled
     """Lane t trains windows bounds[t]..bounds[t+1]-1. With ``merge``, rows that several lanes touch are trained
     on private copies, whose changes are then added to the model in lane order. Returns per-lane losses."""
     lanes = len(seeds)
     for t in prange(lanes):
         draw_noise(tokens, center, left, right, bounds[t], bounds[t + 1], vocab, accept, alias, negative, shared,
                    seeds[t], noise[t], merge, touch0[t], touch1[t], touched0[t], touched1[t], count[t])
-    shared0 = find_shared_rows(touch0, touched0, count[:, 0], slot0, words0) if merge else 0
-    shared1 = find_shared_rows(touch1, touched1, count[:, 1], slot1, words1) if merge else 0
+    shared0 = find_shared_rows(touch0, touched0, count[:, 0], slot0, words0, claimed) if merge else 0
+    shared1 = find_shared_rows(touch1, touched1, count[:, 1], slot1, words1, claimed) if merge else 0
     losses = np.zeros(lanes)
     for t in prange(lanes):
         if shared0 + shared1 > 0:
@@ -386,9 +400,9 @@ def train_chunk_lanes(tokens, center, left, right, bounds, first_pairs, syn0, sy
         merge_shared_rows(syn1, vocab, capacity1, words1, shared1, touch1, slot1)
         for t in prange(lanes):
             for k in range(count[t, 0]):
-                touch0[t, touched0[t, k]] = 0
+                touch0[t, touched0[t, k] >> 3] = 0  # every bit set in the byte is a touched word's
             for k in range(count[t, 1]):
-                touch1[t, touched1[t, k]] = 0
+                touch1[t, touched1[t, k] >> 3] = 0
             count[t, 0] = 0
             count[t, 1] = 0
     return losses
@@ -447,12 +461,13 @@ class CpuTrainer:
         self.syn0[:self.vocab, :self.dim] = syn0
         self.syn1[:self.vocab, :self.dim] = syn1
         self.noise = np.zeros((lanes, max_pairs * negative), dtype=np.int64)
-        marks = self.vocab if self.merge else 0
+        marks = -(-self.vocab // 8) if self.merge else 0  # a bit per word
         self.touch0 = np.zeros((lanes, marks), dtype=np.uint8)
         self.touch1 = np.zeros((lanes, marks), dtype=np.uint8)
         # One more than the distinct words a lane can touch: _mark writes a slot before it knows the word is new.
         self.touched0 = np.zeros((lanes, capacity0 + 1), dtype=np.int64)
         self.touched1 = np.zeros((lanes, capacity1 + 1), dtype=np.int64)
+        self.claimed = np.zeros((lanes, max(capacity0, capacity1)), dtype=np.int64)
         # Per-lane scratch: each lane's part padded to its own cache lines (two lanes writing one line would make it
         # bounce between their cores on every write).
         self.count = np.zeros((lanes, SEPARATE), dtype=np.int64)
@@ -497,10 +512,9 @@ class CpuTrainer:
         s = self.schedule
         return (shard.tokens, shard.center, shard.left, shard.right, bounds, first_pairs, self.syn0, self.syn1,
                 self.vocab, self.accept, self.alias, self.negative, self.shared, self.cbow, s.alpha, s.step,
-                s.min_alpha, seeds,
-                self.noise, self.merge, self.touch0, self.touch1, self.touched0, self.touched1, self.count, self.slot0,
-                self.slot1, self.words0, self.words1, self.capacity0, self.capacity1, self.rows0, self.rows1, self.gain,
-                self.sigma, self.softplus, self.delta, self.grad)
+                s.min_alpha, seeds, self.noise, self.merge, self.touch0, self.touch1, self.touched0, self.touched1,
+                self.count, self.claimed, self.slot0, self.slot1, self.words0, self.words1, self.capacity0,
+                self.capacity1, self.rows0, self.rows1, self.gain, self.sigma, self.softplus, self.delta, self.grad)
 
     def agree(self, stop: bool) -> bool:
         return stop  # one process: nobody else to agree with
