@@ -186,12 +186,37 @@ def test_one_lane_hogwild_is_sequential_sgd():
     assert cpu_run(1, False).tobytes() == cpu_run(1, True).tobytes()
 
 
-def test_lanes_see_their_own_changes_of_shared_rows_and_sum_them_at_the_merge():
-    """Two lanes, one chunk: rows both lanes touch are trained on private copies and their changes added; the
-    result is therefore not one lane's alone, yet deterministic, and trains as well."""
-    two = cpu_run(2, True)
-    assert two.tobytes() != cpu_run(1, True).tobytes()
-    assert np.isfinite(two).all() and np.abs(two).max() < 10
+@pytest.mark.parametrize("lanes", [2, 3])
+@pytest.mark.parametrize("shared, cbow", [(True, 0), (False, 0), (True, 2)], ids=["shared-noise", "per-pair", "cbow"])
+def test_lanes_train_alone_and_add_their_changes_of_shared_rows_in_lane_order(lanes, shared, cbow):
+    """The deterministic lanes' rule, exactly: each lane trains its share of the chunk as if alone (on its own
+    copies of rows other lanes touch too), then a row one lane changed is that lane's, and a row several changed
+    is the row plus each lane's change, added in lane order (float32, left to right)."""
+    rng = np.random.default_rng(7)
+    shard = random_shard(rng, 300, 2_000, documents=20)
+    noise = alias_table(noise_distribution(np.arange(300, 0, -1), 0.75))
+    start = np.concatenate(init_vectors(300, 32, np.random.default_rng(1)))
+    schedule = Schedule(0.025, 0.0001, 20_000)
+    cumulative = np.concatenate([[0], np.cumsum(shard.pair_counts())])
+    together = CpuTrainer(start[:300], start[300:], *noise, 5, schedule, lanes, True, shared, cbow=cbow)
+    together.train_chunk(shard, 0, shard.windows, 100, SEEDS[:lanes])
+
+    bounds = training.equal_pair_bounds(cumulative, lanes)
+    alone = []
+    for t in range(lanes):
+        solo = CpuTrainer(start[:300], start[300:], *noise, 5, schedule, 1, True, shared, cbow=cbow)
+        solo.train_chunk(shard, bounds[t], bounds[t + 1], 100 + int(cumulative[bounds[t]]), SEEDS[t:t + 1])
+        alone.append(np.concatenate(solo.vectors()))
+    changed = np.array([(a != start).any(axis=1) for a in alone])
+    assert (changed.sum(axis=0) >= 2).sum() > 100  # most rows are shared: the merge is what is tested
+    expected = start.copy()
+    for row in range(len(start)):
+        lanes_that_changed = np.flatnonzero(changed[:, row])
+        if len(lanes_that_changed) == 1:
+            expected[row] = alone[lanes_that_changed[0]][row]
+        for t in lanes_that_changed if len(lanes_that_changed) > 1 else []:
+            expected[row] += alone[t][row] - start[row]
+    np.testing.assert_array_equal(np.concatenate(together.vectors()), expected)
 
 
 # --- the stage, end to end on a small corpus -------------------------------------------------------------

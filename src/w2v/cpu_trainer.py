@@ -51,7 +51,6 @@ MERGE_PAIRS_PER_WORD = 50
 CACHE_LINE = 64
 SEPARATE = 16  # 8-byte items: 128 bytes, two cache lines
 PREFETCH = 2  # windows ahead whose rows are brought into the cache (measured: 2 beats 1 with 354k words)
-PREFETCH_COPIES = 8  # rows ahead that copy_shared_rows brings into the cache
 
 
 @njit(fastmath=FASTMATH, inline="always")
@@ -113,26 +112,21 @@ def _prefetch_window(tokens, center, left, right, w, noise, drawn, negative, sha
 
 @njit(fastmath=FASTMATH, inline="always")
 def _touched(touch, word):  # pragma: no cover - compiled
-    """Whether ``word``'s bit is set in the bit set ``touch`` (a bit per word: a large vocabulary's marks stay in
-    the core's own cache)."""
-    return (np.int64(touch[word >> 3]) >> (word & 7)) & 1
+    """Whether ``word``'s bit is set in the bit set ``touch`` (64 words per uint64)."""
+    return (touch[word >> 6] >> np.uint64(word & 63)) & np.uint64(1)
 
 
 @njit(fastmath=FASTMATH, inline="always")
-def _mark(word, touch, touched, count):  # pragma: no cover - compiled
-    """List ``word`` in ``touched`` on its first touch. Branch-free (a written slot is only kept if the word was new):
-    whether a word is new is a coin toss the CPU cannot predict."""
-    touched[count[0]] = word
-    count[0] += 1 - _touched(touch, word)
-    touch[word >> 3] |= np.uint8(1 << (word & 7))
+def _mark(word, touch):  # pragma: no cover - compiled
+    touch[word >> 6] |= np.uint64(1) << np.uint64(word & 63)
 
 
 @njit(fastmath=FASTMATH, nogil=True, cache=True)
 def draw_noise(tokens, center, left, right, lo, hi, vocab, accept, alias, negative, shared, state, noise, mark,
-               touch0, touch1, touched0, touched1, count):  # pragma: no cover - compiled
+               touch0, touch1):  # pragma: no cover - compiled
     """Draw the noise words of windows lo..hi-1 in the order training uses them (K per window, or K per pair);
-    with ``mark``, also list every row the windows touch (``touched0`` contexts, ``touched1`` centers and noise
-    words, ``count`` how many of each)."""
+    with ``mark``, also mark in bit sets every row the windows touch (``touch0`` contexts, ``touch1`` centers and
+    noise words): a bit per word keeps a large vocabulary's marks in the core's own cache."""
     drawn = 0
     for w in range(lo, hi):
         p = np.int64(center[w])
@@ -141,13 +135,13 @@ def draw_noise(tokens, center, left, right, lo, hi, vocab, accept, alias, negati
         for _ in range(draws):
             noise[drawn], state = _noise_word(state, vocab, accept, alias)
             if mark:
-                _mark(noise[drawn], touch1, touched1, count[1:2])
+                _mark(noise[drawn], touch1)
             drawn += 1
         if mark:
-            _mark(c, touch1, touched1, count[1:2])
+            _mark(c, touch1)
             for q in range(p - np.int64(left[w]), p + np.int64(right[w]) + 1):
                 if q != p:
-                    _mark(np.int64(tokens[q]), touch0, touched0, count[0:1])
+                    _mark(np.int64(tokens[q]), touch0)
 
 
 @njit(fastmath=FASTMATH, inline="always")
@@ -159,18 +153,13 @@ def _row(word, lane, vocab, capacity, slot):  # pragma: no cover - compiled
 
 
 @njit(fastmath=FASTMATH, nogil=True, cache=True)
-def copy_shared_rows(matrix, vocab, lane, capacity, slot, touched, count):  # pragma: no cover - compiled
-    """Make the lane's private copies of the shared rows it touches, all before training: one tight loop that keeps
-    several rows in flight, where copying each on first touch stalled the training loop on every copy."""
-    for k in range(count):
-        if k + PREFETCH_COPIES < count:
-            ahead = touched[k + PREFETCH_COPIES]
-            if slot[ahead] >= 0:
-                _prefetch_row(matrix, ahead)
-                _prefetch_row(matrix, vocab + lane * capacity + slot[ahead])
-        word = touched[k]
-        s = slot[word]
-        if s >= 0:
+def copy_shared_rows(matrix, vocab, lane, capacity, words, shared, touch):  # pragma: no cover - compiled
+    """Make the lane's private copies of the shared rows it touches (``touch``: its bit set), all before training,
+    in the order of the rows: both the model's rows and the copies are read and written front to back, which the
+    CPU streams, where copying each row on first touch stalled the training loop on every copy."""
+    for s in range(shared):
+        word = words[s]
+        if _touched(touch, word):
             private, source = matrix[vocab + lane * capacity + s], matrix[word]
             for d in range(len(private)):
                 private[d] = source[d]
@@ -325,33 +314,49 @@ def train_windows(tokens, center, left, right, lo, hi, first_pair, syn0, syn1, v
     return loss
 
 
+@njit(fastmath=FASTMATH, inline="always")
+def _touched_twice(touch, i):  # pragma: no cover - compiled
+    """The bits of words i*64..i*64+63 that two or more lanes' bit sets have."""
+    once, twice = np.uint64(0), np.uint64(0)
+    for t in range(touch.shape[0]):
+        twice |= once & touch[t, i]
+        once |= touch[t, i]
+    return twice
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def _bit_count(x):  # pragma: no cover - compiled
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
 @njit(parallel=True, nogil=True, fastmath=FASTMATH, cache=True)
-def find_shared_rows(touch, touched, count, slot, words, claimed):  # pragma: no cover - compiled
-    """Give every row that two or more lanes touch a private slot; return how many. The first lane that touches a
-    row claims it, and the slots are numbered in lane order, then in order of first touch: the same run numbers
-    them the same way, and the lanes look up their own lists at once (``claimed``: scratch, a row per lane)."""
-    lanes = len(count)
-    claims = np.zeros(lanes + 1, dtype=np.int64)
-    for t in prange(lanes):
-        n = 0
-        for k in range(count[t]):
-            word = touched[t, k]
-            first, others = True, False
-            for u in range(lanes):
-                if u != t and _touched(touch[u], word):
-                    others = True
-                    first = first and u > t
-            if others and first:
-                claimed[t, n] = word
-                n += 1
-        claims[t + 1] = n
-    offsets = np.cumsum(claims)
-    for t in prange(lanes):
-        for k in range(claims[t + 1]):
-            word = claimed[t, k]
-            slot[word] = offsets[t] + k
-            words[offsets[t] + k] = word
-    return offsets[lanes]
+def find_shared_rows(touch, slot, words):  # pragma: no cover - compiled
+    """Give every row that two or more lanes touch (``touch``: a bit set per lane) a private slot, in the order of
+    the rows; return how many. Two parallel passes over the bit sets (count per block, then number): work in
+    proportion to vocabulary × lanes ÷ threads, small beside a chunk's training even for millions of words."""
+    block = 512
+    blocks = -(-touch.shape[1] // block)
+    found = np.zeros(blocks + 1, dtype=np.int64)
+    for b in prange(blocks):
+        for i in range(b * block, min((b + 1) * block, touch.shape[1])):
+            found[b + 1] += _bit_count(_touched_twice(touch, i))
+    first = np.cumsum(found)
+    for b in prange(blocks):
+        shared = first[b]
+        for i in range(b * block, min((b + 1) * block, touch.shape[1])):
+            twice, bit = _touched_twice(touch, i), 0
+            while twice != 0:
+                if twice & np.uint64(1):
+                    word = i * 64 + bit
+                    slot[word] = shared
+                    words[shared] = word
+                    shared += 1
+                twice >>= np.uint64(1)
+                bit += 1
+    return first[blocks]
 
 
 @njit(parallel=True, nogil=True, fastmath=FASTMATH, cache=True)
@@ -375,22 +380,22 @@ def merge_shared_rows(matrix, vocab, capacity, words, shared, touch, slot):  # p
 
 @njit(parallel=True, nogil=True, fastmath=FASTMATH, cache=True)
 def train_chunk_lanes(tokens, center, left, right, bounds, first_pairs, syn0, syn1, vocab, accept, alias, negative,
-                      shared, cbow, alpha, alpha_step, min_alpha, seeds, noise, merge, touch0, touch1, touched0,
-                      touched1, count, claimed, slot0, slot1, words0, words1, capacity0, capacity1, rows0, rows1, gain,
-                      sigma, softplus, delta, grad):  # pragma: no cover - compiled
+                      shared, cbow, alpha, alpha_step, min_alpha, seeds, noise, merge, touch0, touch1, slot0, slot1,
+                      words0, words1, capacity0, capacity1, rows0, rows1, gain, sigma, softplus, delta,
+                      grad):  # pragma: no cover - compiled
     """Lane t trains windows bounds[t]..bounds[t+1]-1. With ``merge``, rows that several lanes touch are trained
     on private copies, whose changes are then added to the model in lane order. Returns per-lane losses."""
     lanes = len(seeds)
     for t in prange(lanes):
         draw_noise(tokens, center, left, right, bounds[t], bounds[t + 1], vocab, accept, alias, negative, shared,
-                   seeds[t], noise[t], merge, touch0[t], touch1[t], touched0[t], touched1[t], count[t])
-    shared0 = find_shared_rows(touch0, touched0, count[:, 0], slot0, words0, claimed) if merge else 0
-    shared1 = find_shared_rows(touch1, touched1, count[:, 1], slot1, words1, claimed) if merge else 0
+                   seeds[t], noise[t], merge, touch0[t], touch1[t])
+    shared0 = find_shared_rows(touch0, slot0, words0) if merge else 0
+    shared1 = find_shared_rows(touch1, slot1, words1) if merge else 0
     losses = np.zeros(lanes)
     for t in prange(lanes):
         if shared0 + shared1 > 0:
-            copy_shared_rows(syn0, vocab, t, capacity0, slot0, touched0[t], count[t, 0])
-            copy_shared_rows(syn1, vocab, t, capacity1, slot1, touched1[t], count[t, 1])
+            copy_shared_rows(syn0, vocab, t, capacity0, words0, shared0, touch0[t])
+            copy_shared_rows(syn1, vocab, t, capacity1, words1, shared1, touch1[t])
         losses[t] = train_windows(tokens, center, left, right, bounds[t], bounds[t + 1], first_pairs[t], syn0, syn1,
                                   vocab, negative, shared, cbow, alpha, alpha_step, min_alpha, noise[t], t, capacity0,
                                   capacity1, slot0, slot1, rows0[t], rows1[t], gain[t], sigma[t], softplus[t],
@@ -399,12 +404,8 @@ def train_chunk_lanes(tokens, center, left, right, bounds, first_pairs, syn0, sy
         merge_shared_rows(syn0, vocab, capacity0, words0, shared0, touch0, slot0)
         merge_shared_rows(syn1, vocab, capacity1, words1, shared1, touch1, slot1)
         for t in prange(lanes):
-            for k in range(count[t, 0]):
-                touch0[t, touched0[t, k] >> 3] = 0  # every bit set in the byte is a touched word's
-            for k in range(count[t, 1]):
-                touch1[t, touched1[t, k] >> 3] = 0
-            count[t, 0] = 0
-            count[t, 1] = 0
+            touch0[t] = 0
+            touch1[t] = 0
     return losses
 
 
@@ -461,16 +462,12 @@ class CpuTrainer:
         self.syn0[:self.vocab, :self.dim] = syn0
         self.syn1[:self.vocab, :self.dim] = syn1
         self.noise = np.zeros((lanes, max_pairs * negative), dtype=np.int64)
-        marks = -(-self.vocab // 8) if self.merge else 0  # a bit per word
-        self.touch0 = np.zeros((lanes, marks), dtype=np.uint8)
-        self.touch1 = np.zeros((lanes, marks), dtype=np.uint8)
-        # One more than the distinct words a lane can touch: _mark writes a slot before it knows the word is new.
-        self.touched0 = np.zeros((lanes, capacity0 + 1), dtype=np.int64)
-        self.touched1 = np.zeros((lanes, capacity1 + 1), dtype=np.int64)
-        self.claimed = np.zeros((lanes, max(capacity0, capacity1)), dtype=np.int64)
+        # A bit per word and lane, each lane's set on cache lines of its own.
+        marks = -(-self.vocab // 512) * 8 if self.merge else 0
+        self.touch0 = cache_aligned_zeros((lanes, marks), np.uint64)
+        self.touch1 = cache_aligned_zeros((lanes, marks), np.uint64)
         # Per-lane scratch: each lane's part padded to its own cache lines (two lanes writing one line would make it
         # bounce between their cores on every write).
-        self.count = np.zeros((lanes, SEPARATE), dtype=np.int64)
         self.slot0 = np.full(self.vocab, -1, dtype=np.int64)
         self.slot1 = np.full(self.vocab, -1, dtype=np.int64)
         self.words0 = np.zeros(capacity0, dtype=np.int64)
@@ -512,9 +509,9 @@ class CpuTrainer:
         s = self.schedule
         return (shard.tokens, shard.center, shard.left, shard.right, bounds, first_pairs, self.syn0, self.syn1,
                 self.vocab, self.accept, self.alias, self.negative, self.shared, self.cbow, s.alpha, s.step,
-                s.min_alpha, seeds, self.noise, self.merge, self.touch0, self.touch1, self.touched0, self.touched1,
-                self.count, self.claimed, self.slot0, self.slot1, self.words0, self.words1, self.capacity0,
-                self.capacity1, self.rows0, self.rows1, self.gain, self.sigma, self.softplus, self.delta, self.grad)
+                s.min_alpha, seeds, self.noise, self.merge, self.touch0, self.touch1, self.slot0, self.slot1,
+                self.words0, self.words1, self.capacity0, self.capacity1, self.rows0, self.rows1, self.gain,
+                self.sigma, self.softplus, self.delta, self.grad)
 
     def agree(self, stop: bool) -> bool:
         return stop  # one process: nobody else to agree with
