@@ -22,12 +22,15 @@ that every row each lane will touch is known before any is trained:
   that several lanes touch (the frequent words) is trained by each lane on a private copy, and at the end of
   the chunk the lanes' changes to it are added in lane order. The result depends on the params and the number
   of lanes, never on timing (word2vec.c and gensim are reproducible with one thread only), and a lane never
-  copies more than the shared rows it uses;
+  copies more than the shared rows it uses. The lanes mark what they touch in bit sets, the shared rows are
+  numbered in row order, and each lane makes its copies before it trains: copies and merges then run through
+  memory front to back (bench/NOTES.md, "The lanes at full speed");
 * **hogwild**: the lanes share both matrices without locks, as word2vec.c does; never bit-reproducible.
 
 One lane is plain sequential SGD, the same bytes in both modes. All arithmetic goes through
 :mod:`w2v.portable_math`: the same bytes on every CPU. The matrices are kept with their rows padded to a
-multiple of ``LANES`` floats (zeros that stay zero), so that no dot product or update has a ragged end.
+multiple of ``LANES`` floats (zeros that stay zero), so that no dot product or update has a ragged end, and start
+on a cache line, so that a row fills whole lines and two lanes never share one through neighbouring rows.
 """
 
 from __future__ import annotations
