@@ -212,10 +212,11 @@ def test_lanes_train_alone_and_add_their_changes_of_shared_rows_in_lane_order(la
     expected = start.copy()
     for row in range(len(start)):
         lanes_that_changed = np.flatnonzero(changed[:, row])
-        if len(lanes_that_changed) == 1:
+        if len(lanes_that_changed) == 1:  # trained in place by its one lane
             expected[row] = alone[lanes_that_changed[0]][row]
-        for t in lanes_that_changed if len(lanes_that_changed) > 1 else []:
-            expected[row] += alone[t][row] - start[row]
+        else:
+            for t in lanes_that_changed:
+                expected[row] += alone[t][row] - start[row]
     np.testing.assert_array_equal(np.concatenate(together.vectors()), expected)
 
 

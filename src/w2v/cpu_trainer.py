@@ -339,7 +339,7 @@ def _bit_count(x):  # pragma: no cover - compiled
 def find_shared_rows(touch, slot, words):  # pragma: no cover - compiled
     """Give every row that two or more lanes touch (``touch``: a bit set per lane) a private slot, in the order of
     the rows; return how many. Two parallel passes over the bit sets (count per block, then number): work in
-    proportion to vocabulary × lanes ÷ threads, small beside a chunk's training even for millions of words."""
+    proportion to vocabulary × lanes ÷ threads per chunk."""
     block = 512
     blocks = -(-touch.shape[1] // block)
     found = np.zeros(blocks + 1, dtype=np.int64)
@@ -396,9 +396,8 @@ def train_chunk_lanes(tokens, center, left, right, bounds, first_pairs, syn0, sy
     shared1 = find_shared_rows(touch1, slot1, words1) if merge else 0
     losses = np.zeros(lanes)
     for t in prange(lanes):
-        if shared0 + shared1 > 0:
-            copy_shared_rows(syn0, vocab, t, capacity0, words0, shared0, touch0[t])
-            copy_shared_rows(syn1, vocab, t, capacity1, words1, shared1, touch1[t])
+        copy_shared_rows(syn0, vocab, t, capacity0, words0, shared0, touch0[t])
+        copy_shared_rows(syn1, vocab, t, capacity1, words1, shared1, touch1[t])
         losses[t] = train_windows(tokens, center, left, right, bounds[t], bounds[t + 1], first_pairs[t], syn0, syn1,
                                   vocab, negative, shared, cbow, alpha, alpha_step, min_alpha, noise[t], t, capacity0,
                                   capacity1, slot0, slot1, rows0[t], rows1[t], gain[t], sigma[t], softplus[t],
@@ -469,13 +468,13 @@ class CpuTrainer:
         marks = -(-self.vocab // 512) * 8 if self.merge else 0
         self.touch0 = cache_aligned_zeros((lanes, marks), np.uint64)
         self.touch1 = cache_aligned_zeros((lanes, marks), np.uint64)
-        # Per-lane scratch: each lane's part padded to its own cache lines (two lanes writing one line would make it
-        # bounce between their cores on every write).
         self.slot0 = np.full(self.vocab, -1, dtype=np.int64)
         self.slot1 = np.full(self.vocab, -1, dtype=np.int64)
         self.words0 = np.zeros(capacity0, dtype=np.int64)
         self.words1 = np.zeros(capacity1, dtype=np.int64)
         self.capacity0, self.capacity1 = capacity0, capacity1
+        # Per-lane scratch: each lane's part padded to its own cache lines (two lanes writing one line would make it
+        # bounce between their cores on every write).
         self.rows0 = np.zeros((lanes, MAX_CONTEXT), dtype=np.int64)
         self.rows1 = np.zeros((lanes, negative + 1 + SEPARATE), dtype=np.int64)
         self.gain = np.zeros((lanes, MAX_CONTEXT, negative + 1), dtype=np.float32)
