@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Callable
@@ -101,21 +102,16 @@ def require(*paths: Path) -> None:
 
 
 def project_problems() -> list[str]:
-    """What stops DVC before any stage runs, each with its fix: DVC rewrites dvc.lock and its run lock in place,
-    so a dvc process killed while writing one (SIGKILL, power loss) leaves it empty or cut off, and every later
-    dvc command then fails with a schema or JSON error."""
+    """What stops DVC, or misleads it, before any stage runs, each with its fix: DVC rewrites dvc.lock and its run
+    lock in place, so a dvc process killed while writing one (Ctrl-C, SIGKILL, power loss) leaves it empty or cut
+    off. Every later dvc command then fails with a schema or JSON error, or, where the cut left valid YAML, takes
+    the lost hashes for changes and re-runs stages for nothing."""
     import json
-
-    import yaml
 
     problems = []
     if DVC_LOCK.is_file():
         text = DVC_LOCK.read_text(encoding="utf-8", errors="replace")
-        try:
-            lock = yaml.safe_load(text)
-        except yaml.YAMLError:
-            lock = None
-        if not (isinstance(lock, dict) and "schema" in lock and isinstance(lock.get("stages"), dict)):
+        if not lock_is_whole(text):
             what = "empty (0 bytes)" if not text else "cut off"
             problems.append(f"{DVC_LOCK} is {what}: a dvc process was killed while writing it; restore the committed "
                             f"one with `git checkout {DVC_LOCK}`, and `dvc repro` then redoes what changed since")
@@ -126,6 +122,45 @@ def project_problems() -> list[str]:
             problems.append(f"{DVC_RWLOCK} is cut off: a dvc process was killed while writing it; when no dvc "
                             f"command is running, remove it with `rm {DVC_RWLOCK}`")
     return problems
+
+
+_LOCKED_HASH = re.compile(r"[0-9a-f]{32}(\.dir)?")
+
+
+def lock_is_whole(text: str) -> bool:
+    """Whether ``text`` is a dvc.lock as DVC writes it, not the start of one. DVC dumps the whole file in one go,
+    ending in a newline, each stage as cmd, deps, params, outs and each file as path, hash, md5, size (and nfiles
+    for a directory); a cut therefore loses the newline, or ends the last stage before its outs, or leaves a file
+    without its size. A cut exactly between two stages, or two outputs, leaves a lock DVC could have written: that
+    one is not caught, and costs only the re-run of the stages it lost."""
+    import yaml
+
+    if not text.endswith("\n"):
+        return False
+    try:
+        lock = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return False
+    if not (isinstance(lock, dict) and "schema" in lock and isinstance(lock.get("stages"), dict)):
+        return False
+    stages = lock["stages"]
+    for entry in stages.values():
+        if not (isinstance(entry, dict) and entry.get("cmd")):
+            return False
+        if not all(_locked_file_is_whole(file) for file in (entry.get("deps") or []) + (entry.get("outs") or [])):
+            return False
+    last_stage, last_entry = list(stages.items())[-1] if stages else (None, {})
+    return not (OUTPUTS.get(last_stage) and not last_entry.get("outs"))
+
+
+def _locked_file_is_whole(file) -> bool:
+    if not (isinstance(file, dict) and "path" in file and len(file) > 1):
+        return False
+    if file.get("hash") != "md5" and "md5" not in file:
+        return True  # hashed otherwise (a URL's etag): DVC's own check is left to DVC
+    md5 = str(file.get("md5"))
+    return bool(_LOCKED_HASH.fullmatch(md5)) and isinstance(file.get("size"), int) and (
+        not md5.endswith(".dir") or isinstance(file.get("nfiles"), int))
 
 
 def stage_params(section: str):

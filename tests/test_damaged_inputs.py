@@ -8,8 +8,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
-from stages.pipeline import rebuild_hint
+from stages.pipeline import lock_is_whole, rebuild_hint
+from tests.conftest import ROOT
 from w2v.arrow_io import iter_id_batches, iter_token_batches, read_vocab, write_id_file, write_token_file
 from w2v.embeddings import Embeddings, save_model
 from w2v.errors import DamagedFileError
@@ -61,3 +63,25 @@ def test_model_whose_vectors_and_words_disagree_is_refused(tmp_path):
     (tmp_path / "words.txt").write_text("a\nb\n")
     with pytest.raises(DamagedFileError, match=r"holds \(3, 4\) vectors for 2 words in words.txt: the model is"):
         Embeddings.load(tmp_path)
+
+
+def could_dvc_have_written(cut: dict, whole: dict) -> bool:
+    """Whether a lock is one DVC writes: its stages those of the whole lock, the last with the first of its outputs."""
+    stages, full = list(cut["stages"].items()), whole["stages"]
+    *complete, (last, entry) = stages
+    return (all(full[name] == entry for name, entry in complete)
+            and {**entry, "outs": None} == {**full[last], "outs": None}
+            and entry["outs"] == full[last]["outs"][:len(entry["outs"])])
+
+
+def test_dvc_lock_cut_anywhere_but_between_stages_or_outputs_is_caught():
+    # A dvc process killed while it rewrites dvc.lock leaves the file's first N characters; `w2v check` must catch
+    # every N that leaves a lock DVC could not have written, whatever a YAML parser makes of it.
+    text = (ROOT / "dvc.lock").read_text(encoding="utf-8")
+    whole = yaml.safe_load(text)
+    assert lock_is_whole(text)
+    missed = [n for n in range(len(text)) if lock_is_whole(text[:n])]
+    for n in missed:
+        assert could_dvc_have_written(yaml.safe_load(text[:n]), whole), text[:n][-200:]
+    boundaries = sum(len(entry.get("outs", [])) for entry in whole["stages"].values())
+    assert len(missed) < boundaries
