@@ -22,9 +22,10 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from w2v.embeddings import Embeddings
+from w2v.matrices import init_matrices, output_names
 from w2v.params import load_params
 from w2v.report import benchmark_metrics
-from w2v.sgns import Schedule, alias_table, init_vectors, noise_distribution
+from w2v.sgns import Schedule, alias_table, noise_distribution
 from w2v.shards import PairManifest, read_window_shard
 from w2v.training import Chunk, chunk_ends, chunk_seeds
 
@@ -84,7 +85,7 @@ def main() -> None:
     word_epochs = manifest.total_words
 
     def fresh():
-        return init_vectors(len(counts), params.dim, np.random.default_rng(params.seed))
+        return init_matrices(len(counts), params.dim, np.random.default_rng(params.seed), output_names(params.negative))
 
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (torch)"
@@ -96,18 +97,18 @@ def main() -> None:
     if not args.no_reference:
         from w2v.cpu_trainer import CpuTrainer
 
-        trainer = CpuTrainer(*fresh(), *noise, params.negative, schedule, 2, True, not args.per_pair,
+        trainer = CpuTrainer(fresh(), noise, params.negative, schedule, 2, True, not args.per_pair,
                              chunk_pairs=params.sync_every)
         trainer.prepare(read_window_shard(pairs_dir / manifest.shards_in_order()[0][1].file))
         rows.append(("CPU kernel, 2 lanes", train_all(trainer, manifest, pairs_dir, params.seed),
-                     trainer.vectors()[0]))
+                     trainer.matrices()["syn0"]))
         print_row(*rows[-1], word_epochs, manifest.total_pairs, words)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-        trainer = TorchTrainer(*fresh(), *noise, params.negative, schedule, args.device, batch_size, True,
+        trainer = TorchTrainer(fresh(), noise, params.negative, schedule, args.device, batch_size, True,
                                not args.per_pair)
         seconds = train_all(trainer, manifest, pairs_dir, params.seed, sync)
-        rows.append((f"torch, batch_size {batch_size}", seconds, trainer.vectors()[0]))
+        rows.append((f"torch, batch_size {batch_size}", seconds, trainer.matrices()["syn0"]))
         print_row(*rows[-1], word_epochs, manifest.total_pairs, words)
         del trainer
 

@@ -28,8 +28,9 @@ from w2v import checkpoint, runinfo
 from w2v.arrow_io import read_vocab, tokenize_rules
 from w2v.embeddings import save_model
 from w2v.fsio import atomic_dir, atomic_file, sha256_file, write_json
+from w2v.matrices import INPUT, init_matrices, output_names
 from w2v.params import worker_count
-from w2v.sgns import Schedule, alias_table, init_vectors, noise_distribution
+from w2v.sgns import Schedule, alias_table, noise_distribution
 from w2v.shards import MANIFEST, PairManifest
 from w2v.training import (
     Progress,
@@ -40,6 +41,7 @@ from w2v.training import (
     train,
     train_metrics,
     trainer_class,
+    trainer_name,
     write_loss_curve,
 )
 
@@ -72,25 +74,27 @@ def main() -> None:
         logging.getLogger("w2v").setLevel(logging.WARNING)  # one voice: process 0 tells what the group does
     schedule = Schedule(params.alpha, params.min_alpha, manifest.total_pairs)
     noise = alias_table(noise_distribution(counts, params.ns_exponent))
-    trainer_type = trainer_class(device, params.processes)
+    trainer_type = trainer_class(trainer_name(device, params.processes))
 
     # The trainer keeps its own (padded) copy of the matrices: no other reference to the initial ones is kept.
-    trainer = trainer_type.from_params(params, trainer_device, *init_vectors(len(counts), params.dim,
-                                                                             np.random.default_rng(params.seed)),
+    trainer = trainer_type.from_params(params, trainer_device, init_matrices(len(counts), params.dim,
+                                                                             np.random.default_rng(params.seed),
+                                                                             output_names(params.negative)),
                                        noise, schedule, group=group)
-    key = fingerprint(params, trainer.lanes, device, sha256_file(pipeline.PAIRS / MANIFEST), len(counts))
+    key = fingerprint(params, trainer_type, trainer.lanes, device, sha256_file(pipeline.PAIRS / MANIFEST),
+                      len(counts))
     progress = Progress()
     resumed = checkpoint.load(pipeline.CHECKPOINTS, key)
     if resumed is not None:
         del trainer
-        *vectors, state = resumed
+        matrices, state = resumed
         del resumed
         progress = Progress(**state)
         progress.resumed_from.append([progress.next_shard, progress.next_window])
         log.info("resuming from the checkpoint in %s at pair %s (shard %d, window %d)", pipeline.CHECKPOINTS,
                  f"{progress.pairs_done:,}", progress.next_shard, progress.next_window)
-        trainer = trainer_type.from_params(params, trainer_device, *vectors, noise, schedule, group=group)
-        del vectors
+        trainer = trainer_type.from_params(params, trainer_device, matrices, noise, schedule, group=group)
+        del matrices
     log.info("%s pairs in %d epochs on %s (%s), %d-dim vectors for %s words", f"{schedule.total_pairs:,}",
              len(manifest.epochs), device, trainer.describe(), params.dim, f"{len(counts):,}")
 
@@ -99,7 +103,7 @@ def main() -> None:
 
     def save_checkpoint(t, p) -> None:
         if main_process:
-            checkpoint.save(pipeline.CHECKPOINTS, key, *t.vectors(), vars(p))
+            checkpoint.save(pipeline.CHECKPOINTS, key, t.matrices(), vars(p))
 
     try:
         progress = train(trainer, manifest, pipeline.PAIRS, params, progress, save_checkpoint,
@@ -112,7 +116,7 @@ def main() -> None:
     wall = time.perf_counter() - started
     if not main_process:
         return
-    syn0, lanes = trainer.vectors()[0], trainer.lanes
+    syn0, lanes = trainer.matrices()[INPUT], trainer.lanes
     del trainer  # its matrices are as large as the model: gone before the model is written
     metrics = train_metrics(progress, manifest, wall)
     # Only what the vectors' bytes depend on goes beside them, so an identical re-run gives an identical
@@ -121,7 +125,7 @@ def main() -> None:
                 "seeds": {"train.seed": params.seed, "pairs.seed": manifest.params["seed"]},
                 "vocab_size": len(counts), "pairs": metrics["pairs"], "words": metrics["words"],
                 "loss": metrics["loss"], "epoch_loss": metrics["epoch_loss"],
-                "software": runinfo.software(device),
+                "software": runinfo.software(trainer_type.packages, device),
                 # How the corpus was put into words, so that queries can be put into the same form.
                 "tokenize": tokenize_rules(pipeline.VOCAB_TABLE)}
     if group is not None:

@@ -69,7 +69,7 @@ def could_dvc_have_written(cut: dict, whole: dict) -> bool:
     """Whether a lock is one DVC writes: its stages those of the whole lock, the last with the first of its outputs."""
     stages, full = list(cut["stages"].items()), whole["stages"]
     *complete, (last, entry) = stages
-    return (all(full[name] == entry for name, entry in complete)
+    return (all(full[name] == done for name, done in complete)
             and {**entry, "outs": None} == {**full[last], "outs": None}
             and entry["outs"] == full[last]["outs"][:len(entry["outs"])])
 

@@ -17,8 +17,9 @@ from tests.corpora import shard_of, train_shard
 from w2v.cpu_trainer import CpuTrainer
 from w2v.embeddings import Embeddings, UnknownWord, save_model
 from w2v.evaluation import BenchmarkError, evaluate_word_analogies, evaluate_word_pairs
+from w2v.matrices import init_matrices
 from w2v.params import EvaluateParams, ParamError
-from w2v.sgns import Schedule, alias_table, init_vectors, noise_distribution
+from w2v.sgns import Schedule, alias_table, noise_distribution
 
 BENCH = ROOT / "data/benchmarks"
 gensim_models = pytest.importorskip("gensim.models")
@@ -36,17 +37,17 @@ def trained(tmp_path_factory):
     rank[order] = np.arange(len(order))
     ids = rank[inverse]
     ids = ids[ids >= 0].astype(np.int32)
-    syn0, syn1 = init_vectors(len(order), 32, np.random.default_rng(1))
-    accept, alias = alias_table(noise_distribution(counts[order], 0.75))
+    matrices = init_matrices(len(order), 32, np.random.default_rng(1), ("syn1neg",))
+    noise = alias_table(noise_distribution(counts[order], 0.75))
     trainer = None
     for epoch in range(2):
         shard = shard_of([ids], seed=epoch)
         pairs = int(shard.pair_counts().sum())
         if trainer is None:
-            trainer = CpuTrainer(syn0, syn1, accept, alias, 5, Schedule(0.025, 0.0001, 2 * pairs), 2, True)
+            trainer = CpuTrainer(matrices, noise, 5, Schedule(0.025, 0.0001, 2 * pairs), 2, True)
         train_shard(trainer, shard, chunk_pairs=65536, first_pair=epoch * pairs, seed_shift=epoch)
     model = tmp_path_factory.mktemp("model")
-    save_model(model, vocab[order].tolist(), trainer.vectors()[0])
+    save_model(model, vocab[order].tolist(), trainer.matrices()["syn0"])
     kv = gensim_models.KeyedVectors.load_word2vec_format(str(model / "vectors.bin"), binary=True)
     return model, Embeddings.load(model), kv
 

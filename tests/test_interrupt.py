@@ -29,6 +29,11 @@ def project(tmp_path_factory) -> Path:
     return built_project(tmp_path_factory.mktemp("interrupt"))  # the uninterrupted run
 
 
+def output_hashes(project: Path) -> dict[str, str]:
+    """The md5 dvc.lock records for every output, less the run record's clock-bearing files."""
+    return {path: md5 for path, md5 in locked_hashes(project / "dvc.lock").items() if path not in VOLATILE}
+
+
 def stage_process_started(session: int, stage: str) -> bool:
     """Whether the stage's own python (`python -m stages.NAME`) runs in the given session."""
     for entry in Path("/proc").iterdir():
@@ -86,7 +91,7 @@ def repair_dvc_state(project: Path, monkeypatch) -> None:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 @pytest.mark.parametrize("stage", STAGES)
 def test_killed_stage_is_redone_or_resumed_to_identical_outputs(project, stage, signum, monkeypatch):
-    want = {path: md5 for path, md5 in locked_hashes(project / "dvc.lock").items() if path not in VOLATILE}
+    want = output_hashes(project)
     rng = random.Random(f"{stage}-{signum}")
     delay = rng.uniform(0.1, 1.5)
     while (code := interrupt_stage(project, stage, signum, delay)) == 0:  # finished before the signal: sooner
@@ -113,7 +118,7 @@ def test_killed_stage_is_redone_or_resumed_to_identical_outputs(project, stage, 
     # its outputs equal the uninterrupted run's, so nothing downstream re-runs.
     assert set(ran(rerun)) <= {stage} | lost, rerun
     assert "Data and pipelines are up to date" in dvc(project, "status")
-    got = {path: md5 for path, md5 in locked_hashes(project / "dvc.lock").items() if path not in VOLATILE}
+    got = output_hashes(project)
     assert got == want
     leftovers = list(project.rglob(".*.tmp-*"))
     if leftovers:  # only when DVC restored the stage from its run cache, so none of its code ran since the kill
@@ -127,7 +132,7 @@ def test_killed_stage_is_redone_or_resumed_to_identical_outputs(project, stage, 
 def test_lock_cut_between_stages_costs_only_the_stages_it_lost(project, monkeypatch):
     # The one cut of dvc.lock `w2v check` cannot tell from a lock DVC wrote (see `lock_is_whole`): DVC then re-runs
     # the stages whose entries are gone, to the same outputs, and nothing else.
-    want = {path: md5 for path, md5 in locked_hashes(project / "dvc.lock").items() if path not in VOLATILE}
+    want = output_hashes(project)
     text = (project / "dvc.lock").read_text()
     (project / "dvc.lock").write_text(text[:text.index("\n  train:\n") + 1])
     monkeypatch.chdir(project)
@@ -135,5 +140,5 @@ def test_lock_cut_between_stages_costs_only_the_stages_it_lost(project, monkeypa
 
     rerun = dvc(project, "repro")
     assert ran(rerun) == ["train", "evaluate"], rerun
-    got = {path: md5 for path, md5 in locked_hashes(project / "dvc.lock").items() if path not in VOLATILE}
+    got = output_hashes(project)
     assert got == want

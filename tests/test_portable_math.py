@@ -38,7 +38,8 @@ TRAIN = textwrap.dedent("""
     import numpy as np
     from tests.corpora import random_shard, train_shard
     from w2v.cpu_trainer import CpuTrainer
-    from w2v.sgns import Schedule, alias_table, init_vectors, noise_distribution
+    from w2v.matrices import init_matrices
+    from w2v.sgns import Schedule, alias_table, noise_distribution
 
     rng = np.random.default_rng(5)
     vocab, dim = 500, 37  # 37: padded to 48, three blocks of 16
@@ -46,11 +47,12 @@ TRAIN = textwrap.dedent("""
     shard = random_shard(rng, vocab, 8_000)
     digests = []
     for lanes, shared in ((2, True), (1, True), (2, False)):
-        syn0, syn1 = init_vectors(vocab, dim, np.random.default_rng(1))
-        accept, alias = alias_table(noise_distribution(counts, 0.75))
-        trainer = CpuTrainer(syn0, syn1, accept, alias, 5, Schedule(0.025, 0.0001, 40_000), lanes, True, shared)
+        matrices = init_matrices(vocab, dim, np.random.default_rng(1), ("syn1neg",))
+        noise = alias_table(noise_distribution(counts, 0.75))
+        trainer = CpuTrainer(matrices, noise, 5, Schedule(0.025, 0.0001, 40_000), lanes, True, shared)
         loss = sum(train_shard(trainer, shard, chunk_pairs=10_000))
-        digests.append(hashlib.md5(np.concatenate(trainer.vectors()).tobytes() + repr(loss).encode()).hexdigest())
+        model = np.concatenate(list(trainer.matrices().values()))
+        digests.append(hashlib.md5(model.tobytes() + repr(loss).encode()).hexdigest())
     print(" ".join(digests))
 """)
 
@@ -63,8 +65,9 @@ COMPILE = textwrap.dedent("""
     shard = WindowShard(np.array([1, 0, 2], np.uint16), np.array([1], np.uint32), np.ones(1, np.uint8),
                         np.ones(1, np.uint8))
     for shared in (True, False):  # compiled, never run: this CPU may not have the target's instructions
-        trainer = CpuTrainer(np.zeros((3, 37), np.float32), np.zeros((3, 37), np.float32), np.ones(3, np.float32),
-                             np.arange(3, dtype=np.int32), 2, Schedule(0.025, 0.0001, 2), 2, True, shared)
+        trainer = CpuTrainer({"syn0": np.zeros((3, 37), np.float32), "syn1neg": np.zeros((3, 37), np.float32)},
+                             (np.ones(3, np.float32), np.arange(3, dtype=np.int32)), 2, Schedule(0.025, 0.0001, 2), 2,
+                             True, shared)
         arguments = trainer.kernel_arguments(shard, 0, 1, 0, np.ones(2, np.uint64))
         train_chunk_lanes.compile(tuple(numba.typeof(argument) for argument in arguments))
     print(chr(10).join(train_windows.inspect_asm(signature) for signature in train_windows.signatures))

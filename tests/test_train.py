@@ -22,8 +22,9 @@ from w2v import training
 from w2v.cpu_trainer import CpuTrainer
 from w2v.embeddings import save_model
 from w2v.errors import W2VError
+from w2v.matrices import init_matrices
 from w2v.params import ParamError, TrainParams
-from w2v.sgns import Schedule, alias_table, init_vectors, noise_distribution
+from w2v.sgns import Schedule, alias_table, noise_distribution
 from w2v.shards import PairManifest, WindowShard
 from w2v.torch_trainer import TorchTrainer
 
@@ -60,13 +61,24 @@ def one_window(context: int, center: int) -> WindowShard:
                        np.array([0], np.uint8))
 
 
+def negative_model(syn0: np.ndarray, syn1neg: np.ndarray) -> dict[str, np.ndarray]:
+    """Matrices of a negative-sampling model (copies: the torch trainer on the CPU shares numpy's memory)."""
+    return {"syn0": syn0.copy(), "syn1neg": syn1neg.copy()}
+
+
+def vectors(trainer) -> tuple[np.ndarray, np.ndarray]:
+    """(syn0, syn1neg) of a trainer."""
+    matrices = trainer.matrices()
+    return matrices["syn0"], matrices["syn1neg"]
+
+
 def make(engine: str, syn0, syn1, noise, negative: int, schedule: Schedule, lanes: int = 1):
     """A trainer by name: the CPU kernel's modes (shared-noise, per-pair, hogwild, cbow-mean, cbow-sum), or
     torch / torch-cbow-mean / torch-cbow-sum (the torch trainer on the CPU)."""
     cbow = 2 if engine.endswith("cbow-mean") else 1 if engine.endswith("cbow-sum") else 0
     if engine.startswith("torch"):
-        return TorchTrainer(syn0.copy(), syn1.copy(), *noise, negative, schedule, "cpu", 16, False, cbow=cbow)
-    return CpuTrainer(syn0.copy(), syn1.copy(), *noise, negative, schedule, lanes, engine != "hogwild",
+        return TorchTrainer(negative_model(syn0, syn1), noise, negative, schedule, "cpu", 16, False, cbow=cbow)
+    return CpuTrainer(negative_model(syn0, syn1), noise, negative, schedule, lanes, engine != "hogwild",
                       engine != "per-pair", cbow=cbow)
 
 
@@ -76,7 +88,7 @@ def test_one_pair_step_equals_autograd(tiny_model, engine):
     want0, want1, want_loss = autograd_step(syn0, syn1, o=2, c=1, k=4, lr=0.1)
     trainer = make(engine, syn0, syn1, single_noise_word(6, 4), 1, Schedule(0.1, 0.1, 1))
     loss = trainer.train_chunk(one_window(context=2, center=1), 0, 1, 0, SEEDS[:1])
-    got0, got1 = trainer.vectors()
+    got0, got1 = vectors(trainer)
     assert loss == pytest.approx(want_loss, rel=1e-5)
     np.testing.assert_allclose(got0, want0, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got1, want1, rtol=1e-5, atol=1e-6)
@@ -99,8 +111,8 @@ def test_a_window_with_shared_noise_is_the_sum_of_its_pairs_from_the_same_rows(t
                for o in (2, 3))
     want.backward()
     assert loss == pytest.approx(want.item(), rel=1e-5)
-    np.testing.assert_allclose(trainer.vectors()[0], (w0 - 0.1 * w0.grad).detach().numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(trainer.vectors()[1], (w1 - 0.1 * w1.grad).detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(vectors(trainer)[0], (w0 - 0.1 * w0.grad).detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(vectors(trainer)[1], (w1 - 0.1 * w1.grad).detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("engine", ["cbow-mean", "cbow-sum", "torch-cbow-mean", "torch-cbow-sum"])
@@ -120,7 +132,7 @@ def test_a_cbow_window_follows_word2vec_and_gensim(tiny_model, engine):
     window_loss = -torch.nn.functional.logsigmoid(w1[1] @ h) - torch.nn.functional.logsigmoid(-(w1[5] @ h))
     window_loss.backward()
     assert loss == pytest.approx(2 * window_loss.item(), rel=1e-5)  # counted once per context word
-    got0, got1 = trainer.vectors()
+    got0, got1 = vectors(trainer)
     np.testing.assert_allclose(got1, (w1 - 0.1 * w1.grad).detach().numpy(), rtol=1e-5, atol=1e-6)
     # autograd's d/dx of a mean is the error of h / 2, of a sum the error itself: word2vec's rules are 2x, / 2 that
     context_step = w0.grad * (2 if mean else 0.5)
@@ -154,24 +166,24 @@ def test_planted_groups_end_up_closer_within_than_across(engine):
     rng = np.random.default_rng(0)
     shard = planted_shard(rng)
     counts = np.bincount(shard.tokens, minlength=40) + 1
-    syn0, syn1 = init_vectors(40, 16, np.random.default_rng(1))
+    syn0, syn1 = init_matrices(40, 16, np.random.default_rng(1), ("syn1neg",)).values()
     assert abs(within_minus_across(syn0)) < 0.1
     schedule = Schedule(0.025, 0.0001, int(shard.pair_counts().sum()))
     trainer = make(engine, syn0, syn1, alias_table(noise_distribution(counts, 0.75)), 5, schedule, lanes=2)
     losses = train_shard(trainer, shard, chunk_pairs=min(trainer.chunk_size, 20_000))
     assert losses[-1] < losses[0] - 0.5
-    assert within_minus_across(trainer.vectors()[0]) > 0.3  # random vectors: about 0
+    assert within_minus_across(vectors(trainer)[0]) > 0.3  # random vectors: about 0
 
 
 def cpu_run(lanes: int, deterministic: bool, seed_shift: int = 0, shared: bool = True, cbow: int = 0) -> np.ndarray:
     rng = np.random.default_rng(5)
     shard = random_shard(rng, 300, 12_000)
     accept, alias = alias_table(noise_distribution(np.arange(300, 0, -1), 0.75))
-    syn0, syn1 = init_vectors(300, 32, np.random.default_rng(1))
-    trainer = CpuTrainer(syn0, syn1, accept, alias, 5, Schedule(0.025, 0.0001, 60_000), lanes, deterministic, shared,
+    matrices = init_matrices(300, 32, np.random.default_rng(1), ("syn1neg",))
+    trainer = CpuTrainer(matrices, (accept, alias), 5, Schedule(0.025, 0.0001, 60_000), lanes, deterministic, shared,
                          cbow=cbow)
     train_shard(trainer, shard, seed_shift=seed_shift)
-    return np.concatenate(trainer.vectors())
+    return np.concatenate(vectors(trainer))
 
 
 @pytest.mark.parametrize("lanes", [1, 2, 3])
@@ -195,18 +207,18 @@ def test_lanes_train_alone_and_add_their_changes_of_shared_rows_in_lane_order(la
     rng = np.random.default_rng(7)
     shard = random_shard(rng, 300, 2_000, documents=20)
     noise = alias_table(noise_distribution(np.arange(300, 0, -1), 0.75))
-    start = np.concatenate(init_vectors(300, 32, np.random.default_rng(1)))
+    start = np.concatenate(list(init_matrices(300, 32, np.random.default_rng(1), ("syn1neg",)).values()))
     schedule = Schedule(0.025, 0.0001, 20_000)
     cumulative = np.concatenate([[0], np.cumsum(shard.pair_counts())])
-    together = CpuTrainer(start[:300], start[300:], *noise, 5, schedule, lanes, True, shared, cbow=cbow)
+    together = CpuTrainer(negative_model(start[:300], start[300:]), noise, 5, schedule, lanes, True, shared, cbow=cbow)
     together.train_chunk(shard, 0, shard.windows, 100, SEEDS[:lanes])
 
     bounds = training.equal_pair_bounds(cumulative, lanes)
     alone = []
     for t in range(lanes):
-        solo = CpuTrainer(start[:300], start[300:], *noise, 5, schedule, 1, True, shared, cbow=cbow)
+        solo = CpuTrainer(negative_model(start[:300], start[300:]), noise, 5, schedule, 1, True, shared, cbow=cbow)
         solo.train_chunk(shard, bounds[t], bounds[t + 1], 100 + int(cumulative[bounds[t]]), SEEDS[t:t + 1])
-        alone.append(np.concatenate(solo.vectors()))
+        alone.append(np.concatenate(vectors(solo)))
     changed = np.array([(a != start).any(axis=1) for a in alone])
     assert (changed.sum(axis=0) >= 2).sum() > 100  # most rows are shared: the merge is what is tested
     expected = start.copy()
@@ -217,7 +229,7 @@ def test_lanes_train_alone_and_add_their_changes_of_shared_rows_in_lane_order(la
         else:
             for t in lanes_that_changed:
                 expected[row] += alone[t][row] - start[row]
-    np.testing.assert_array_equal(np.concatenate(together.vectors()), expected)
+    np.testing.assert_array_equal(np.concatenate(vectors(together)), expected)
 
 
 # --- the stage, end to end on a small corpus -------------------------------------------------------------
@@ -397,7 +409,7 @@ def test_vocabulary_smaller_than_negative_plus_one_is_refused(project, capsys):
 def test_diverging_training_stops_with_a_clear_message(tmp_path):
     syn0 = np.full((3, 4), 10.0, np.float32)
     accept, alias = alias_table(np.array([0.2, 0.3, 0.5]))
-    trainer = CpuTrainer(syn0, syn0.copy(), accept, alias, 5, Schedule(1e30, 1e30, 10), 1, True)
+    trainer = CpuTrainer(negative_model(syn0, syn0), (accept, alias), 5, Schedule(1e30, 1e30, 10), 1, True)
     shard = WindowShard(np.array([0, 1] * 5, np.uint16), np.arange(1, 10, 2, dtype=np.uint32),
                         np.ones(5, np.uint8), np.zeros(5, np.uint8))
     loss = trainer.train_chunk(shard, 0, 5, 0, SEEDS[:1])
@@ -430,11 +442,11 @@ def test_cuda_training_learns_and_is_deterministic():
     accept, alias = alias_table(noise_distribution(counts, 0.75))
     runs = []
     for _ in range(2):
-        syn0, syn1 = init_vectors(40, 16, np.random.default_rng(1))
-        trainer = TorchTrainer(syn0, syn1, accept, alias, 5, Schedule(0.025, 0.0001, int(shard.pair_counts().sum())),
+        matrices = init_matrices(40, 16, np.random.default_rng(1), ("syn1neg",))
+        trainer = TorchTrainer(matrices, (accept, alias), 5, Schedule(0.025, 0.0001, int(shard.pair_counts().sum())),
                                "cuda", 512, True)
         train_shard(trainer, shard, chunk_pairs=trainer.chunk_size)
-        runs.append(trainer.vectors()[0])
+        runs.append(vectors(trainer)[0])
     assert runs[0].tobytes() == runs[1].tobytes()
     assert within_minus_across(runs[0]) > 0.5
 
@@ -461,6 +473,7 @@ def test_two_processes_learn_the_planted_groups_and_repeat_their_bytes(tmp_path,
     assert runs[0] == runs[1]
     metadata = json.loads((tmp_path / "data/model/metadata.json").read_text())
     assert metadata["lanes"] == 2 and metadata["params"]["processes"] == 2
+    assert set(metadata["software"]["packages"]) == {"numpy", "torch", "w2v-dvc"}  # the trainer that ran: torch's
     assert metadata["epoch_loss"]["epoch_2"] < metadata["epoch_loss"]["epoch_1"]
     assert within_minus_across(np.load(tmp_path / "data/model/vectors.npy"), group=30) > 0.3
     processes = json.loads((tmp_path / "runs/train.json").read_text())["processes"]
@@ -475,3 +488,31 @@ def test_a_world_other_than_train_processes_is_refused():
     with pytest.raises(W2VError, match=r"train.processes = 2 but 4 process\(es\) were started"):
         check_world(Group(rank=0, world=4, local_rank=0, backend="gloo"), 2)
     check_world(None, 1)
+
+
+# The kernel's bytes in every CPU mode, pinned: md5 of (both matrices, the summed loss) after a small training.
+# Portable maths make them the same on every CPU; a change that moves them must say so (and rebuild the baseline).
+PINNED = {
+    ("skipgram", True, 1): "a72af67f40e3f137ef8b65de35f02492",
+    ("skipgram", True, 3): "17da8275c5cf2c15054065b67b9e17de",
+    ("skipgram", False, 2): "f775aedfc10a59d6cff4cde719c6bd74",
+    ("cbow-sum", True, 2): "0989957106837cbd8c01d0cba871fa0d",
+    ("cbow-mean", True, 3): "c89cfaee90623dd76b1737d1f88347c6",
+}
+
+
+@pytest.mark.parametrize("model, shared, lanes", list(PINNED))
+def test_kernel_bytes_are_pinned(model, shared, lanes):
+    import hashlib
+
+    rng = np.random.default_rng(5)
+    vocab = 400
+    counts = np.sort(rng.zipf(1.3, vocab))[::-1] + 5
+    shard = random_shard(rng, vocab, 9_000)
+    noise = alias_table(noise_distribution(counts, 0.75))
+    matrices = init_matrices(vocab, 37, np.random.default_rng(1), ("syn1neg",))
+    cbow = {"skipgram": 0, "cbow-sum": 1, "cbow-mean": 2}[model]
+    trainer = CpuTrainer(matrices, noise, 5, Schedule(0.025, 0.0001, 50_000), lanes, True, shared, cbow=cbow)
+    loss = sum(train_shard(trainer, shard, chunk_pairs=6_000))
+    model_bytes = np.concatenate(vectors(trainer)).tobytes()
+    assert hashlib.md5(model_bytes + repr(loss).encode()).hexdigest() == PINNED[model, shared, lanes]

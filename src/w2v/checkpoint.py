@@ -1,4 +1,5 @@
-"""Training checkpoints: the two matrices plus the loop's progress, written atomically with checksums.
+"""Training checkpoints: the model's matrices (one ``NAME.npy`` each, :mod:`w2v.matrices`) plus the loop's
+progress, written atomically with checksums.
 
 A checkpoint is only resumed when its fingerprint (every param that changes the result, and the input
 manifest's sha256) equals the current run's; a checkpoint of other params, or one whose files do not match
@@ -16,23 +17,22 @@ from pathlib import Path
 import numpy as np
 
 from w2v.fsio import atomic_dir, sha256_file
+from w2v.matrices import Matrices
 
 log = logging.getLogger("w2v.train")
 
-MATRICES = ("syn0.npy", "syn1.npy")
 
-
-def save(directory: Path, fingerprint: str, syn0: np.ndarray, syn1: np.ndarray, state: dict) -> None:
+def save(directory: Path, fingerprint: str, matrices: Matrices, state: dict) -> None:
     with atomic_dir(directory) as tmp:
-        np.save(tmp / MATRICES[0], syn0)
-        np.save(tmp / MATRICES[1], syn1)
+        for name, matrix in matrices.items():
+            np.save(tmp / f"{name}.npy", matrix)
         record = {"fingerprint": fingerprint, "state": state,
-                  "sha256": {name: sha256_file(tmp / name) for name in MATRICES}}
+                  "sha256": {f"{name}.npy": sha256_file(tmp / f"{name}.npy") for name in matrices}}
         (tmp / "state.json").write_text(json.dumps(record), encoding="utf-8")
 
 
-def load(directory: Path, fingerprint: str) -> tuple[np.ndarray, np.ndarray, dict] | None:
-    """(syn0, syn1, state) of a valid checkpoint made with the same fingerprint, else None."""
+def load(directory: Path, fingerprint: str) -> tuple[Matrices, dict] | None:
+    """(matrices, state) of a valid checkpoint made with the same fingerprint, else None."""
     state_path = directory / "state.json"
     if not state_path.is_file():
         return None
@@ -41,10 +41,10 @@ def load(directory: Path, fingerprint: str) -> tuple[np.ndarray, np.ndarray, dic
         if record["fingerprint"] != fingerprint:
             log.info("%s was made with other params or input: starting from scratch", directory)
             return None
-        for name in MATRICES:
-            if sha256_file(directory / name) != record["sha256"][name]:
-                raise ValueError(f"{name} does not match its sha256")
-        return np.load(directory / MATRICES[0]), np.load(directory / MATRICES[1]), record["state"]
+        for file, sha256 in record["sha256"].items():
+            if sha256_file(directory / file) != sha256:
+                raise ValueError(f"{file} does not match its sha256")
+        return {file.removesuffix(".npy"): np.load(directory / file) for file in record["sha256"]}, record["state"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("%s is damaged (%s): starting from scratch", directory, exc)
         return None

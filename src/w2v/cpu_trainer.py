@@ -1,8 +1,9 @@
-"""The CPU trainer: skip-gram with negative sampling over window shards, compiled with numba.
+"""The CPU trainer: skip-gram and CBOW over window shards, compiled with numba.
 
 Orientation as in word2vec.c and gensim: each context word's input vector (``syn0``) predicts the center word's
-output vector (``syn1``) against ``negative`` noise words. A window (one center and its m context words) is
-trained in one of two ways:
+output vector (``syn1neg``) against ``negative`` noise words. The window routines take a window's *targets*
+(rows of an output matrix) and their *labels* (1 for the word to predict, 0 for a noise word), so they do not
+know which objective chose them. A window (one center and its m context words) is trained in one of two ways:
 
 * **shared noise** (``train.shared_negatives``, the default): one draw of K noise words serves all m contexts,
   so the window is a small dense problem, as in Intel's pWord2Vec ("HogBatch"): the m × (K+1) scores
@@ -31,9 +32,14 @@ One lane is plain sequential SGD, the same bytes in both modes. All arithmetic g
 :mod:`w2v.portable_math`: the same bytes on every CPU. The matrices are kept with their rows padded to a
 multiple of ``LANES`` floats (zeros that stay zero), so that no dot product or update has a ragged end, and start
 on a cache line, so that a row fills whole lines and two lanes never share one through neighbouring rows.
+
+The kernels take their arguments in a few named bundles (:class:`Windows`, :class:`Split`, :class:`Settings`,
+one :class:`Rows` per matrix, :class:`Scratch`): numba passes a tuple's arrays by reference, at no cost.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
@@ -41,6 +47,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from w2v.matrices import INPUT, NEGATIVE, Matrices
 from w2v.params import TrainParams, worker_count
 from w2v.portable_math import FASTMATH, LANES, accumulate, dot, forget_stale_compilations, sigmoid_softplus32
 from w2v.sgns import Schedule
@@ -98,19 +105,89 @@ def _prefetch_row(typingctx, matrix, row):
     return types.void(matrix, row), codegen
 
 
+class Windows(NamedTuple):
+    """A shard's windows (:class:`w2v.shards.WindowShard`): the tokens, and each window's center position and
+    reach to the left and right."""
+
+    tokens: np.ndarray
+    center: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+
+
+class Split(NamedTuple):
+    """A chunk cut into lanes: lane t trains windows bounds[t]..bounds[t+1]-1, whose first pair has global index
+    first_pairs[t], with the noise stream seeds[t]."""
+
+    bounds: np.ndarray
+    first_pairs: np.ndarray
+    seeds: np.ndarray
+
+
+class Settings(NamedTuple):
+    """What the params make of the kernel: the objective, the noise table and the learning-rate schedule."""
+
+    vocab: int
+    negative: int
+    shared: bool  # one noise draw per window (always for CBOW)
+    cbow: int  # 0 skip-gram, 1 CBOW with the sum of the contexts, 2 with their mean
+    merge: bool  # deterministic lanes: rows several lanes touch are trained on private copies, then merged
+    alpha: float
+    alpha_step: float
+    min_alpha: float
+    accept: np.ndarray  # the noise words' alias table
+    alias: np.ndarray
+
+
+class Rows(NamedTuple):
+    """A trained matrix and the lanes' bookkeeping of it: ``matrix`` holds the model's rows, then ``capacity``
+    private rows per lane; ``touch`` a bit set per lane of the rows it touches in the chunk; ``slot`` the private
+    slot of a row several lanes touch (-1 for the others) and ``words`` the row of each slot."""
+
+    matrix: np.ndarray
+    touch: np.ndarray
+    slot: np.ndarray
+    words: np.ndarray
+    capacity: int
+
+
+class Scratch(NamedTuple):
+    """Each lane's working memory (the first axis is the lane): its noise words, then for one window the rows of
+    its contexts (rows0) and targets (rows1, labels: 1 for the word to predict, 0 for a noise word), the scores'
+    gains (m × targets), sigmoids and softpluses (m·targets), the contexts' changes (m × dim) and one vector."""
+
+    noise: np.ndarray
+    rows0: np.ndarray
+    rows1: np.ndarray
+    labels: np.ndarray
+    gain: np.ndarray
+    sigma: np.ndarray
+    softplus: np.ndarray
+    delta: np.ndarray
+    grad: np.ndarray
+
+
 @njit(fastmath=FASTMATH, inline="always")
-def _prefetch_window(tokens, center, left, right, w, noise, drawn, negative, shared, syn0, syn1, lane, vocab,
-                     capacity0, capacity1, slot0, slot1):  # pragma: no cover - compiled
+def _row(word, lane, vocab, rows):  # pragma: no cover - compiled
+    """The row to train for ``word``: its own row, or, for a row several lanes touch, the lane's private copy
+    (after the last row of the model)."""
+    s = rows.slot[word]
+    return word if s < 0 else vocab + lane * rows.capacity + s
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def _prefetch_window(windows, w, noise, drawn, settings, syn0, syn1neg, lane):  # pragma: no cover - compiled
     """Bring the rows window w will use (the lane's copies of shared rows) into the cache while the window before
     it is trained: with a large vocabulary most rows come from main memory, and this hides that wait."""
-    p = np.int64(center[w])
-    _prefetch_row(syn1, _row(np.int64(tokens[p]), lane, vocab, capacity1, slot1))
-    for q in range(p - np.int64(left[w]), p + np.int64(right[w]) + 1):
+    vocab = settings.vocab
+    p = np.int64(windows.center[w])
+    _prefetch_row(syn1neg.matrix, _row(np.int64(windows.tokens[p]), lane, vocab, syn1neg))
+    for q in range(p - np.int64(windows.left[w]), p + np.int64(windows.right[w]) + 1):
         if q != p:
-            _prefetch_row(syn0, _row(np.int64(tokens[q]), lane, vocab, capacity0, slot0))
-    if shared:
-        for k in range(negative):
-            _prefetch_row(syn1, _row(noise[drawn + k], lane, vocab, capacity1, slot1))
+            _prefetch_row(syn0.matrix, _row(np.int64(windows.tokens[q]), lane, vocab, syn0))
+    if settings.shared:
+        for k in range(settings.negative):
+            _prefetch_row(syn1neg.matrix, _row(noise[drawn + k], lane, vocab, syn1neg))
 
 
 @njit(fastmath=FASTMATH, inline="always")
@@ -125,18 +202,19 @@ def _mark(word, touch):  # pragma: no cover - compiled
 
 
 @njit(fastmath=FASTMATH, nogil=True, cache=True)
-def draw_noise(tokens, center, left, right, lo, hi, vocab, accept, alias, negative, shared, state, noise, mark,
-               touch0, touch1):  # pragma: no cover - compiled
+def draw_noise(windows, lo, hi, settings, state, noise, mark, touch0, touch1):  # pragma: no cover - compiled
     """Draw the noise words of windows lo..hi-1 in the order training uses them (K per window, or K per pair);
     with ``mark``, also mark in bit sets every row the windows touch (``touch0`` contexts, ``touch1`` centers and
     noise words): a bit per word keeps a large vocabulary's marks in the core's own cache."""
+    tokens, center, left, right = windows
+    negative = settings.negative
     drawn = 0
     for w in range(lo, hi):
         p = np.int64(center[w])
         c = np.int64(tokens[p])
-        draws = negative if shared else negative * (np.int64(left[w]) + np.int64(right[w]))
+        draws = negative if settings.shared else negative * (np.int64(left[w]) + np.int64(right[w]))
         for _ in range(draws):
-            noise[drawn], state = _noise_word(state, vocab, accept, alias)
+            noise[drawn], state = _noise_word(state, settings.vocab, settings.accept, settings.alias)
             if mark:
                 _mark(noise[drawn], touch1)
             drawn += 1
@@ -147,31 +225,31 @@ def draw_noise(tokens, center, left, right, lo, hi, vocab, accept, alias, negati
                     _mark(np.int64(tokens[q]), touch0)
 
 
-@njit(fastmath=FASTMATH, inline="always")
-def _row(word, lane, vocab, capacity, slot):  # pragma: no cover - compiled
-    """The row to train for ``word``: its own row, or, for a row several lanes touch, the lane's private copy
-    (after the last row of the model)."""
-    s = slot[word]
-    return word if s < 0 else vocab + lane * capacity + s
-
-
 @njit(fastmath=FASTMATH, nogil=True, cache=True)
-def copy_shared_rows(matrix, vocab, lane, capacity, words, shared, touch):  # pragma: no cover - compiled
-    """Make the lane's private copies of the shared rows it touches (``touch``: its bit set), all before training,
-    in the order of the rows: both the model's rows and the copies are read and written front to back, which the
-    CPU streams, where copying each row on first touch stalled the training loop on every copy."""
+def copy_shared_rows(rows, vocab, lane, shared):  # pragma: no cover - compiled
+    """Make the lane's private copies of the shared rows it touches, all before training, in the order of the
+    rows: both the model's rows and the copies are read and written front to back, which the CPU streams, where
+    copying each row on first touch stalled the training loop on every copy."""
+    matrix, touch = rows.matrix, rows.touch[lane]
     for s in range(shared):
-        word = words[s]
+        word = rows.words[s]
         if _touched(touch, word):
-            private, source = matrix[vocab + lane * capacity + s], matrix[word]
+            private, source = matrix[vocab + lane * rows.capacity + s], matrix[word]
             for d in range(len(private)):
                 private[d] = source[d]
 
 
 @njit(fastmath=FASTMATH, inline="always")
-def _shared_window(m0, m1, rows0, rows1, m, targets, lr, gain, sigma, softplus, delta):  # pragma: no cover
-    """The window's m contexts (rows0) against its targets (rows1: the center, then the noise words), all from
-    the rows as they were: scores, gradients G, then Y += Gᵀ·X and X += G·Y. Returns the loss."""
+def _gain(label, sigma, lr):  # pragma: no cover - compiled
+    """The step of a score: (1 - σ)·lr towards a word to predict, -σ·lr away from a noise word."""
+    return (np.float32(1.0) - sigma) * lr if label else -sigma * lr
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def _shared_window(m0, m1, rows0, rows1, labels, m, targets, lr, gain, sigma, softplus, delta):  # pragma: no cover
+    """The window's m contexts (rows0 of m0) against its targets (rows1 of m1, with their labels), all from the
+    rows as they were: scores, gains G, then Y += Gᵀ·X now and X's change G·Y added to ``delta`` (the caller
+    applies it once every output matrix has been trained). Returns the loss."""
     width = gain.shape[1]
     for i in range(m):
         x = m0[rows0[i]]
@@ -182,68 +260,66 @@ def _shared_window(m0, m1, rows0, rows1, m, targets, lr, gain, sigma, softplus, 
     for e in range(m * width):  # a flat loop of independent evaluations: vectorised, same bits per element
         sigma[e], softplus_f[e], softplus_minus_f[e] = sigmoid_softplus32(scores[e])
     loss = 0.0
-    for i in range(m):  # -log σ(f) for the center, -log σ(-f) for a noise word
-        loss += softplus_minus_f[i * width]
-        gain[i, 0] = (np.float32(1.0) - sigma[i * width]) * lr
-        for j in range(1, targets):
-            loss += softplus_f[i * width + j]
-            gain[i, j] = -sigma[i * width + j] * lr
+    for i in range(m):  # -log σ(f) for a word to predict, -log σ(-f) for a noise word
+        for j in range(targets):
+            loss += softplus_minus_f[i * width + j] if labels[j] else softplus_f[i * width + j]
+            gain[i, j] = _gain(labels[j], sigma[i * width + j], lr)
     for i in range(m):
-        change = delta[i]
-        change[:] = 0.0
-        accumulate(change, gain[i, :targets], m1, rows1, targets)
+        accumulate(delta[i], gain[i, :targets], m1, rows1, targets)
     for j in range(targets):
         accumulate(m1[rows1[j]], gain[:m, j], m0, rows0, m)
-    for i in range(m):
-        _axpy(np.float32(1.0), delta[i], m0[rows0[i]])
     return loss
 
 
 @njit(fastmath=FASTMATH, inline="always")
-def _cbow_window(m0, m1, rows0, rows1, m, targets, lr, mean, h, grad, scores, sigma, softplus):  # pragma: no cover
-    """CBOW: the sum (or, with ``mean``, the mean) h of the m context rows predicts the targets (the center, then
-    the noise words), one after the other as word2vec.c does; each context row then gets the summed error
-    (divided by m for a sum, as gensim does with cbow_mean=0). Returns the window's loss.
+def _cbow_hidden(m0, rows0, m, mean, h):  # pragma: no cover - compiled
+    """h = the sum (or, with ``mean``, the mean) of the m context rows."""
+    h[:] = 0.0
+    for i in range(m):
+        _axpy(np.float32(1.0), m0[rows0[i]], h)
+    if mean:
+        inverse = np.float32(1.0) / np.float32(m)
+        for d in range(len(h)):
+            h[d] *= inverse
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def _cbow_targets(h, m1, rows1, labels, targets, lr, grad, scores, sigma, softplus):  # pragma: no cover
+    """CBOW: h predicts the targets (rows1 of m1, with their labels) one after the other, as word2vec.c does; each
+    target moves now, h's error is added to ``grad``. Returns the loss.
 
     h does not change while the targets are trained, so a target's score is the same before and after the targets
     ahead of it have moved, unless it is one of them again (a noise word drawn twice): all scores and their
     sigmoids are computed first, in one pass of independent evaluations, and only a repeated target's is redone."""
-    if m == 0:
-        return 0.0
-    h[:] = 0.0
-    for i in range(m):
-        _axpy(np.float32(1.0), m0[rows0[i]], h)
-    inverse = np.float32(1.0) / np.float32(m)
-    if mean:
-        for d in range(len(h)):
-            h[d] *= inverse
     for j in range(targets):
         scores[j] = dot(h, m1[rows1[j]])
     softplus_f, softplus_minus_f = softplus[0], softplus[1]
     for j in range(targets):
         sigma[j], softplus_f[j], softplus_minus_f[j] = sigmoid_softplus32(scores[j])
-    grad[:] = 0.0
     loss = 0.0
     for j in range(targets):
         y = m1[rows1[j]]
-        for k in range(1, j):
+        for k in range(j):
             if rows1[k] == rows1[j]:  # moved since its score was taken
                 sigma[j], softplus_f[j], softplus_minus_f[j] = sigmoid_softplus32(dot(h, y))
                 break
-        if j == 0:  # the center: -log σ(f)
-            g = (np.float32(1.0) - sigma[j]) * lr
-            loss += softplus_minus_f[j]
-        else:  # a noise word: -log σ(-f)
-            g = -sigma[j] * lr
-            loss += softplus_f[j]
+        loss += softplus_minus_f[j] if labels[j] else softplus_f[j]
+        g = _gain(labels[j], sigma[j], lr)
         _axpy(g, y, grad)
         _axpy(g, h, y)
+    return loss
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def _cbow_apply(m0, rows0, m, mean, grad):  # pragma: no cover - compiled
+    """Each context row gets h's summed error: as it is for the mean, divided by m for the sum (as gensim does
+    with cbow_mean=0)."""
     if not mean:
+        inverse = np.float32(1.0) / np.float32(m)
         for d in range(len(grad)):
             grad[d] *= inverse
     for i in range(m):
         _axpy(np.float32(1.0), grad, m0[rows0[i]])
-    return loss
 
 
 @njit(fastmath=FASTMATH, inline="always")
@@ -254,65 +330,80 @@ def _pair_step(x, y, label, lr, grad):  # pragma: no cover - compiled
     g = (np.float32(label) - sigma) * lr
     _axpy(g, y, grad)
     _axpy(g, x, y)
-    return np.float64(softplus_minus_f if label == 1 else softplus_f)
+    return np.float64(softplus_minus_f if label else softplus_f)
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def _negative_targets(c, noise, drawn, settings, rows, lane, rows1, labels):  # pragma: no cover - compiled
+    """Negative sampling's targets of one (window or pair) step: the center (label 1), then the noise words drawn
+    for it from ``drawn`` on, less any equal to the center. Returns how many."""
+    rows1[0], labels[0] = _row(c, lane, settings.vocab, rows), 1
+    targets = 1
+    for k in range(drawn, drawn + settings.negative):
+        if noise[k] != c:  # a noise word equal to the center is skipped, for every context
+            rows1[targets], labels[targets] = _row(noise[k], lane, settings.vocab, rows), 0
+            targets += 1
+    return targets
 
 
 @njit(fastmath=FASTMATH, nogil=True, cache=True)
-def train_windows(tokens, center, left, right, lo, hi, first_pair, syn0, syn1, vocab, negative, shared, cbow, alpha,
-                  alpha_step, min_alpha, noise, lane, capacity0, capacity1, slot0, slot1, rows0, rows1, gain, sigma,
-                  softplus, delta, grad):  # pragma: no cover - compiled
-    """Train windows lo..hi-1 of a shard with the noise words drawn for them; return their summed loss (float64).
+def train_windows(windows, lo, hi, first_pair, settings, syn0, syn1neg, lane, scratch):  # pragma: no cover - compiled
+    """Train windows lo..hi-1 of a shard with the noise words the lane drew for them; return their summed loss
+    (float64). A CBOW window's loss counts once per context word, so that the mean loss per pair weighs windows
+    as skip-gram does.
 
-    ``cbow``: 0 skip-gram, 1 CBOW with the sum of the contexts, 2 CBOW with their mean (its noise is drawn per
-    window, as shared noise's). A CBOW window's loss counts once per context word, so that the mean loss per
-    pair weighs windows as skip-gram does.
-
-    ``first_pair`` is the global index of window lo's first pair (for the learning rate). ``slot`` maps a word
-    that several lanes touch to its private copies (-1 for the others), made by :func:`copy_shared_rows`.
-    The rest is scratch: rows0 (contexts' rows), rows1 (targets' rows), gain (m × K+1), sigma (m·(K+1)) and
-    softplus (2 × m·(K+1)), delta (m × dim), grad (dim).
+    ``first_pair`` is the global index of window lo's first pair (for the learning rate). A row several lanes
+    touch is trained on the lane's private copy (:func:`copy_shared_rows`).
     """
+    tokens, center, left, right = windows
+    m0, m1 = syn0.matrix, syn1neg.matrix
+    noise, rows0, rows1, labels = scratch.noise[lane], scratch.rows0[lane], scratch.rows1[lane], scratch.labels[lane]
+    gain, sigma, softplus = scratch.gain[lane], scratch.sigma[lane], scratch.softplus[lane]
+    delta, grad = scratch.delta[lane], scratch.grad[lane, :m0.shape[1]]
+    negative, vocab = settings.negative, settings.vocab
     pair = first_pair
     drawn = 0
     loss = 0.0
     for w in range(lo, hi):
         if w + PREFETCH < hi:
-            _prefetch_window(tokens, center, left, right, w + PREFETCH, noise, drawn + PREFETCH * negative, negative,
-                             shared, syn0, syn1, lane, vocab, capacity0, capacity1, slot0, slot1)
+            _prefetch_window(windows, w + PREFETCH, noise, drawn + PREFETCH * negative, settings, syn0, syn1neg,
+                             lane)
         p = np.int64(center[w])
         m = np.int64(left[w]) + np.int64(right[w])
-        lr = np.float32(max(alpha - alpha_step * pair, min_alpha))
+        lr = np.float32(max(settings.alpha - settings.alpha_step * pair, settings.min_alpha))
         pair += m
         c = np.int64(tokens[p])
         k = 0
         for q in range(p - np.int64(left[w]), p + np.int64(right[w]) + 1):
             if q != p:
-                rows0[k] = _row(np.int64(tokens[q]), lane, vocab, capacity0, slot0)
+                rows0[k] = _row(np.int64(tokens[q]), lane, vocab, syn0)
                 k += 1
-        if shared:
-            rows1[0] = _row(c, lane, vocab, capacity1, slot1)
-            targets = 1
-            for _ in range(negative):
-                if noise[drawn] != c:  # a noise word equal to the center is skipped, for every context
-                    rows1[targets] = _row(noise[drawn], lane, vocab, capacity1, slot1)
-                    targets += 1
-                drawn += 1
-            if cbow:
-                loss += m * _cbow_window(syn0, syn1, rows0, rows1, m, targets, lr, cbow == 2, delta[0], grad,
-                                         gain[0], sigma, softplus)
-            else:
-                loss += _shared_window(syn0, syn1, rows0, rows1, m, targets, lr, gain, sigma, softplus, delta)
-        else:
-            center_row = _row(c, lane, vocab, capacity1, slot1)
-            for i in range(m):
-                x = syn0[rows0[i]]
+        if settings.shared:
+            targets = _negative_targets(c, noise, drawn, settings, syn1neg, lane, rows1, labels)
+            drawn += negative
+            if settings.cbow:
+                if m == 0:
+                    continue
+                mean = settings.cbow == 2
+                h = delta[0]
+                _cbow_hidden(m0, rows0, m, mean, h)
                 grad[:] = 0.0
-                loss += _pair_step(x, syn1[center_row], 1, lr, grad)
-                for _ in range(negative):
-                    if noise[drawn] != c:
-                        target = _row(noise[drawn], lane, vocab, capacity1, slot1)
-                        loss += _pair_step(x, syn1[target], 0, lr, grad)
-                    drawn += 1
+                loss += m * _cbow_targets(h, m1, rows1, labels, targets, lr, grad, gain[0], sigma, softplus)
+                _cbow_apply(m0, rows0, m, mean, grad)
+            else:
+                for i in range(m):
+                    delta[i][:] = 0.0
+                loss += _shared_window(m0, m1, rows0, rows1, labels, m, targets, lr, gain, sigma, softplus, delta)
+                for i in range(m):
+                    _axpy(np.float32(1.0), delta[i], m0[rows0[i]])
+        else:
+            for i in range(m):
+                x = m0[rows0[i]]
+                grad[:] = 0.0
+                targets = _negative_targets(c, noise, drawn, settings, syn1neg, lane, rows1, labels)
+                drawn += negative
+                for j in range(targets):
+                    loss += _pair_step(x, m1[rows1[j]], labels[j], lr, grad)
                 _axpy(np.float32(1.0), grad, x)
     return loss
 
@@ -381,33 +472,49 @@ def merge_shared_rows(matrix, vocab, capacity, words, shared, touch, slot):  # p
         slot[word] = -1
 
 
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def merge_lanes(rows, vocab, shared):  # pragma: no cover - compiled
+    """Merge the lanes' copies of a matrix's shared rows and clear their marks for the next chunk."""
+    # The arrays go to the parallel loops themselves, not in the tuple: numba's parallel loops lost writes made
+    # through a tuple's fields (measured: the slots and marks were not always reset).
+    merge_shared_rows(rows.matrix, vocab, rows.capacity, rows.words, shared, rows.touch, rows.slot)
+    rows.touch[:] = 0
+
+
 @njit(parallel=True, nogil=True, fastmath=FASTMATH, cache=True)
-def train_chunk_lanes(tokens, center, left, right, bounds, first_pairs, syn0, syn1, vocab, accept, alias, negative,
-                      shared, cbow, alpha, alpha_step, min_alpha, seeds, noise, merge, touch0, touch1, slot0, slot1,
-                      words0, words1, capacity0, capacity1, rows0, rows1, gain, sigma, softplus, delta,
-                      grad):  # pragma: no cover - compiled
-    """Lane t trains windows bounds[t]..bounds[t+1]-1. With ``merge``, rows that several lanes touch are trained
-    on private copies, whose changes are then added to the model in lane order. Returns per-lane losses."""
-    lanes = len(seeds)
-    for t in prange(lanes):
-        draw_noise(tokens, center, left, right, bounds[t], bounds[t + 1], vocab, accept, alias, negative, shared,
-                   seeds[t], noise[t], merge, touch0[t], touch1[t])
-    shared0 = find_shared_rows(touch0, slot0, words0) if merge else 0
-    shared1 = find_shared_rows(touch1, slot1, words1) if merge else 0
+def draw_lanes(windows, split, settings, syn0, syn1neg, scratch):  # pragma: no cover - compiled
+    """Each lane draws its noise words and, for the deterministic merge, marks the rows it will touch."""
+    for t in prange(len(split.seeds)):
+        draw_noise(windows, split.bounds[t], split.bounds[t + 1], settings, split.seeds[t], scratch.noise[t],
+                   settings.merge, syn0.touch[t], syn1neg.touch[t])
+
+
+@njit(parallel=True, nogil=True, fastmath=FASTMATH, cache=True)
+def train_lanes(windows, split, settings, syn0, syn1neg, scratch, shared0, shared1):  # pragma: no cover - compiled
+    """Each lane copies the shared rows it touches, then trains its windows; returns the lanes' losses."""
+    lanes = len(split.seeds)
     losses = np.zeros(lanes)
     for t in prange(lanes):
-        copy_shared_rows(syn0, vocab, t, capacity0, words0, shared0, touch0[t])
-        copy_shared_rows(syn1, vocab, t, capacity1, words1, shared1, touch1[t])
-        losses[t] = train_windows(tokens, center, left, right, bounds[t], bounds[t + 1], first_pairs[t], syn0, syn1,
-                                  vocab, negative, shared, cbow, alpha, alpha_step, min_alpha, noise[t], t, capacity0,
-                                  capacity1, slot0, slot1, rows0[t], rows1[t], gain[t], sigma[t], softplus[t],
-                                  delta[t], grad[t, :syn0.shape[1]])
+        copy_shared_rows(syn0, settings.vocab, t, shared0)
+        copy_shared_rows(syn1neg, settings.vocab, t, shared1)
+        losses[t] = train_windows(windows, split.bounds[t], split.bounds[t + 1], split.first_pairs[t], settings,
+                                  syn0, syn1neg, t, scratch)
+    return losses
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def train_chunk_lanes(windows, split, settings, syn0, syn1neg, scratch):  # pragma: no cover - compiled
+    """Lane t trains windows split.bounds[t]..split.bounds[t+1]-1. With ``settings.merge``, rows that several lanes
+    touch are trained on private copies, whose changes are then added to the model in lane order. Returns
+    per-lane losses."""
+    draw_lanes(windows, split, settings, syn0, syn1neg, scratch)
+    merge = settings.merge
+    shared0 = find_shared_rows(syn0.touch, syn0.slot, syn0.words) if merge else 0
+    shared1 = find_shared_rows(syn1neg.touch, syn1neg.slot, syn1neg.words) if merge else 0
+    losses = train_lanes(windows, split, settings, syn0, syn1neg, scratch, shared0, shared1)
     if merge:
-        merge_shared_rows(syn0, vocab, capacity0, words0, shared0, touch0, slot0)
-        merge_shared_rows(syn1, vocab, capacity1, words1, shared1, touch1, slot1)
-        for t in prange(lanes):
-            touch0[t] = 0
-            touch1[t] = 0
+        merge_lanes(syn0, settings.vocab, shared0)
+        merge_lanes(syn1neg, settings.vocab, shared1)
     return losses
 
 
@@ -426,62 +533,68 @@ def cache_aligned_zeros(shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
 
 
 class CpuTrainer:
-    """Trains chunks of windows on (syn0, syn1) with the compiled kernels above."""
+    """Trains chunks of windows on the model's matrices with the compiled kernels above, in ``lanes`` threads."""
+
+    name = "numba"
+    packages = ("numpy", "numba", "llvmlite", "w2v-dvc")  # what computes its bytes
+    # Params that never reach this trainer (the lanes, which do, are recorded apart from train.threads).
+    unused_params = frozenset({"threads", "batch_size", "process_sync_every"})
 
     @classmethod
-    def from_params(cls, params: TrainParams, device: str, syn0: np.ndarray, syn1: np.ndarray,
-                    noise: tuple[np.ndarray, np.ndarray], schedule: Schedule, group=None) -> "CpuTrainer":
+    def from_params(cls, params: TrainParams, device: str, matrices: Matrices, noise: tuple[np.ndarray, np.ndarray],
+                    schedule: Schedule, group=None) -> "CpuTrainer":
         if group is not None:  # training.trainer_class gives several processes the torch trainer
             raise ValueError("the CPU kernel trains in one process (its lanes are threads)")
-        return cls(syn0, syn1, *noise, params.negative, schedule, worker_count(params.threads), params.deterministic,
+        return cls(matrices, noise, params.negative, schedule, worker_count(params.threads), params.deterministic,
                    params.shared_negatives, params.sync_every, cbow=params.cbow_mode)
 
-    def __init__(self, syn0: np.ndarray, syn1: np.ndarray, accept: np.ndarray, alias: np.ndarray, negative: int,
-                 schedule: Schedule, lanes: int, deterministic: bool, shared_negatives: bool = True,
-                 chunk_pairs: int = 65536, cbow: int = 0) -> None:
+    def __init__(self, matrices: Matrices, noise: tuple[np.ndarray, np.ndarray], negative: int, schedule: Schedule,
+                 lanes: int, deterministic: bool, shared_negatives: bool = True, chunk_pairs: int = 65536,
+                 cbow: int = 0) -> None:
         import numba
 
         numba.set_num_threads(min(lanes, numba.config.NUMBA_NUM_THREADS))
-        self.accept, self.alias, self.negative, self.schedule = accept, alias, negative, schedule
+        self.names = tuple(matrices)
         self.lanes, self.deterministic, self.cbow = lanes, deterministic, cbow
         self.shared = shared_negatives or cbow > 0  # CBOW draws its noise per window
-        self.merge = deterministic and lanes > 1  # one lane is sequential SGD: nothing to merge
-        self.vocab, self.dim = syn0.shape
+        merge = deterministic and lanes > 1  # one lane is sequential SGD: nothing to merge
+        self.vocab, self.dim = matrices[INPUT].shape
+        self.settings = Settings(self.vocab, negative, self.shared, cbow, merge, schedule.alpha, schedule.step,
+                                 schedule.min_alpha, *noise)
         # Pairs per chunk: how often the lanes' copies of shared rows are merged. The lanes' changes of a row are
         # summed, which overshoots once each lane has moved a row many times on its own: a small vocabulary is
         # merged more often (measured: 40 words diverge at 20,000 pairs per merge, train well at 2,000).
-        self.chunk_size = min(chunk_pairs, MERGE_PAIRS_PER_WORD * self.vocab) if self.merge else chunk_pairs
-        chunk_pairs = self.chunk_size
+        self.chunk_size = min(chunk_pairs, MERGE_PAIRS_PER_WORD * self.vocab) if merge else chunk_pairs
         width = padded(self.dim)
-        # A chunk ends within one window past chunk_pairs: that bounds what a lane can touch and draw.
-        self.max_pairs = max_pairs = chunk_pairs + MAX_CONTEXT
-        capacity0 = min(self.vocab, max_pairs) if self.merge else 0
-        capacity1 = min(self.vocab, max_pairs * (negative + 1)) if self.merge else 0
-        # The model's rows, then each lane's private copies of shared rows; np.zeros commits memory only for the
-        # rows used, and the padding stays zero.
-        self.syn0 = cache_aligned_zeros((self.vocab + lanes * capacity0, width))
-        self.syn1 = cache_aligned_zeros((self.vocab + lanes * capacity1, width))
-        self.syn0[:self.vocab, :self.dim] = syn0
-        self.syn1[:self.vocab, :self.dim] = syn1
-        self.noise = np.zeros((lanes, max_pairs * negative), dtype=np.int64)
-        # A bit per word and lane, each lane's set on cache lines of its own.
-        marks = -(-self.vocab // 512) * 8 if self.merge else 0
-        self.touch0 = cache_aligned_zeros((lanes, marks), np.uint64)
-        self.touch1 = cache_aligned_zeros((lanes, marks), np.uint64)
-        self.slot0 = np.full(self.vocab, -1, dtype=np.int64)
-        self.slot1 = np.full(self.vocab, -1, dtype=np.int64)
-        self.words0 = np.zeros(capacity0, dtype=np.int64)
-        self.words1 = np.zeros(capacity1, dtype=np.int64)
-        self.capacity0, self.capacity1 = capacity0, capacity1
+        # A chunk ends within one window past chunk_size: that bounds what a lane can touch and draw.
+        self.max_pairs = max_pairs = self.chunk_size + MAX_CONTEXT
+        # The most rows of each matrix one lane can touch in a chunk: its private copies of shared rows.
+        touched = {INPUT: max_pairs, NEGATIVE: max_pairs * (negative + 1)}
+        self.rows = {name: self._rows(matrix, min(self.vocab, touched[name]) if merge else 0, width)
+                     for name, matrix in matrices.items()}
+        targets = negative + 1
         # Per-lane scratch: each lane's part padded to its own cache lines (two lanes writing one line would make it
         # bounce between their cores on every write).
-        self.rows0 = np.zeros((lanes, MAX_CONTEXT), dtype=np.int64)
-        self.rows1 = np.zeros((lanes, negative + 1 + SEPARATE), dtype=np.int64)
-        self.gain = np.zeros((lanes, MAX_CONTEXT, negative + 1), dtype=np.float32)
-        self.sigma = np.zeros((lanes, MAX_CONTEXT * (negative + 1)), dtype=np.float32)
-        self.softplus = np.zeros((lanes, 2, MAX_CONTEXT * (negative + 1)), dtype=np.float32)
-        self.delta = cache_aligned_zeros((lanes, MAX_CONTEXT, width))
-        self.grad = cache_aligned_zeros((lanes, width + 2 * SEPARATE))
+        self.scratch = Scratch(
+            noise=np.zeros((lanes, max_pairs * negative), dtype=np.int64),
+            rows0=np.zeros((lanes, MAX_CONTEXT), dtype=np.int64),
+            rows1=np.zeros((lanes, targets + SEPARATE), dtype=np.int64),
+            labels=np.zeros((lanes, targets + 8 * SEPARATE), dtype=np.uint8),
+            gain=np.zeros((lanes, MAX_CONTEXT, targets), dtype=np.float32),
+            sigma=np.zeros((lanes, MAX_CONTEXT * targets), dtype=np.float32),
+            softplus=np.zeros((lanes, 2, MAX_CONTEXT * targets), dtype=np.float32),
+            delta=cache_aligned_zeros((lanes, MAX_CONTEXT, width)),
+            grad=cache_aligned_zeros((lanes, width + 2 * SEPARATE)))
+
+    def _rows(self, matrix: np.ndarray, capacity: int, width: int) -> Rows:
+        """The matrix padded to ``width`` floats a row, followed by ``capacity`` private rows per lane, with the
+        lanes' bookkeeping (np.zeros commits memory only for the rows used; the padding stays zero)."""
+        padded_matrix = cache_aligned_zeros((self.vocab + self.lanes * capacity, width))
+        padded_matrix[:self.vocab, :self.dim] = matrix
+        # A bit per word and lane, each lane's set on cache lines of its own.
+        marks = -(-self.vocab // 512) * 8 if self.settings.merge else 0
+        return Rows(padded_matrix, cache_aligned_zeros((self.lanes, marks), np.uint64),
+                    np.full(self.vocab, -1, dtype=np.int64), np.zeros(capacity, dtype=np.int64), capacity)
 
     def describe(self) -> str:
         mode = "deterministic" if self.deterministic else "Hogwild"
@@ -507,21 +620,16 @@ class CpuTrainer:
             raise ValueError(f"a chunk of {cumulative[-1]} pairs: this trainer takes at most {self.max_pairs}")
         # Lane boundaries at equal shares of the chunk's pairs.
         bounds = lo + equal_pair_bounds(cumulative, self.lanes)
-        first_pairs = first_pair + cumulative[bounds - lo]
-        s = self.schedule
-        return (shard.tokens, shard.center, shard.left, shard.right, bounds, first_pairs, self.syn0, self.syn1,
-                self.vocab, self.accept, self.alias, self.negative, self.shared, self.cbow, s.alpha, s.step,
-                s.min_alpha, seeds, self.noise, self.merge, self.touch0, self.touch1, self.slot0, self.slot1,
-                self.words0, self.words1, self.capacity0, self.capacity1, self.rows0, self.rows1, self.gain,
-                self.sigma, self.softplus, self.delta, self.grad)
+        split = Split(bounds, first_pair + cumulative[bounds - lo], seeds)
+        windows = Windows(shard.tokens, shard.center, shard.left, shard.right)
+        return windows, split, self.settings, self.rows[INPUT], self.rows[NEGATIVE], self.scratch
 
     def agree(self, stop: bool) -> bool:
         return stop  # one process: nobody else to agree with
 
-    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
+    def matrices(self) -> Matrices:
         """The model (copies of its rows, without the padding)."""
-        return (np.ascontiguousarray(self.syn0[:self.vocab, :self.dim]),
-                np.ascontiguousarray(self.syn1[:self.vocab, :self.dim]))
+        return {name: np.ascontiguousarray(self.rows[name].matrix[:self.vocab, :self.dim]) for name in self.names}
 
 
 forget_stale_compilations(__name__)

@@ -41,8 +41,8 @@ class Group:
     merges: int = 0
     merge_seconds: float = 0.0
     rows_sent: int = 0
-    base: list = field(default_factory=list)
-    touched: list = field(default_factory=list)
+    base: dict = field(default_factory=dict)
+    touched: dict = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> "Group | None":
@@ -76,32 +76,34 @@ class Group:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def start(self, *matrices: torch.Tensor) -> None:
+    def start(self, matrices: dict[str, torch.Tensor]) -> None:
         """Remember the matrices as every process has them now (identical: same seed), and track touched rows."""
-        self.base = [m.clone() for m in matrices]
-        self.touched = [torch.zeros(len(m), dtype=torch.uint8, device=m.device) for m in matrices]
+        self.base = {name: m.clone() for name, m in matrices.items()}
+        self.touched = {name: torch.zeros(len(m), dtype=torch.uint8, device=m.device) for name, m in matrices.items()}
 
-    def touch(self, *rows: torch.Tensor) -> None:
-        for marks, index in zip(self.touched, rows):
-            marks[index] = 1
+    def touch(self, rows: dict[str, torch.Tensor]) -> None:
+        """Mark the rows of each matrix a step trains."""
+        for name, index in rows.items():
+            self.touched[name][index] = 1
 
-    def merge(self, syn0: torch.Tensor, syn1: torch.Tensor, loss: torch.Tensor) -> float:
-        """Add every process's change since the last merge to both matrices (the same bits everywhere); return
-        the summed loss of all processes."""
+    def merge(self, matrices: dict[str, torch.Tensor], loss: torch.Tensor) -> float:
+        """Add every process's change since the last merge to every matrix (the same bits everywhere); return the
+        summed loss of all processes."""
         started = time.perf_counter()
-        matrices = (syn0, syn1)
+        names = list(matrices)
         total = loss.reshape(1).clone()
         dist.all_reduce(total)
-        union = torch.cat(self.touched)
+        union = torch.cat([self.touched[name] for name in names])
         dist.all_reduce(union, op=dist.ReduceOp.MAX)
-        rows = [r.nonzero().squeeze(1) for r in torch.split(union, [len(m) for m in matrices])]
-        change = torch.cat([m[r] - b[r] for m, b, r in zip(matrices, self.base, rows)])
+        rows = dict(zip(names, (r.nonzero().squeeze(1) for r in torch.split(union, [len(matrices[n]) for n in names]))))
+        change = torch.cat([matrices[n][rows[n]] - self.base[n][rows[n]] for n in names])
         dist.all_reduce(change)
-        for m, b, r, part in zip(matrices, self.base, rows, torch.split(change, [len(r) for r in rows])):
+        for name, part in zip(names, torch.split(change, [len(rows[n]) for n in names])):
+            m, b, r = matrices[name], self.base[name], rows[name]
             m[r] = b[r] + part
             b[r] = m[r]
             self.rows_sent += len(r)
-        for marks in self.touched:
+        for marks in self.touched.values():
             marks.zero_()
         self.merges += 1
         self.merge_seconds += time.perf_counter() - started  # .item() below waits for the collectives

@@ -1,8 +1,9 @@
 """What a run ran on, in two parts.
 
 * :func:`software`: what the vectors' bytes depend on: Python and the versions of the libraries that compute
-  them (and the CUDA version on a GPU). It belongs beside the vectors (the model's ``metadata.json``): two runs
-  of the same params and software write byte-identical metadata, so the model's hash is the same.
+  them (the trainer names them) and the CUDA version on a GPU. It belongs beside the vectors (the model's
+  ``metadata.json``): two runs of the same params and software write byte-identical metadata, so the model's
+  hash is the same.
 * :func:`host`: the machine and the clock: start time, platform, CPU model, cores, the code target numba
   compiled the CPU kernel for (CPU name *and* feature string: the features, not the name, decide which
   instructions it may use), the GPU, every library version. It belongs in a run record kept apart from the
@@ -19,8 +20,6 @@ import sys
 from importlib import metadata
 
 PACKAGES = ("numpy", "torch", "numba", "llvmlite", "pyarrow", "pandas", "dvc", "w2v-dvc")
-# The packages whose code computes the vectors on each device.
-RESULT_PACKAGES = {"cpu": ("numpy", "numba", "llvmlite", "w2v-dvc"), "cuda": ("numpy", "torch", "w2v-dvc")}
 
 
 def _version(package: str) -> str | None:
@@ -52,10 +51,11 @@ def cpu_code_target() -> dict:
             "features": config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()}
 
 
-def software(device: str) -> dict:
+def software(packages: tuple[str, ...], device: str) -> dict:
+    """Python and the versions of ``packages`` (the trainer's: :attr:`w2v.training.Trainer.packages`)."""
     info = {
         "python": sys.version.split()[0],
-        "packages": {name: _version(name) for name in RESULT_PACKAGES[device]},
+        "packages": {name: _version(name) for name in packages},
     }
     if device == "cuda":
         import torch

@@ -1,10 +1,9 @@
-"""Skip-gram with negative sampling: the model state and the maths every trainer shares.
+"""Negative sampling and the learning-rate schedule: the maths every trainer shares.
 
-The model is two float32 matrices, as in word2vec.c and gensim: ``syn0`` (input vectors, the embeddings users
-keep, initialised uniform(-0.5/dim, 0.5/dim)) and ``syn1`` (output vectors, zeros). For one (center c,
-context o) pair and K noise words k drawn from count^ns_exponent, the loss is
+The model is named float32 matrices (:mod:`w2v.matrices`). For one (context o, center c) pair and K noise words
+k drawn from count^ns_exponent, negative sampling's loss is
 
-    -log σ(syn1[o]·syn0[c]) - Σ_k log σ(-syn1[k]·syn0[c])
+    -log σ(syn1neg[c]·syn0[o]) - Σ_k log σ(-syn1neg[k]·syn0[o])
 
 and each pair takes one SGD step on the rows it touches, with a learning rate that decays linearly with the
 global pair index (:class:`Schedule`). Noise words come from Walker's alias table (two array reads per draw,
@@ -64,12 +63,6 @@ def _fill_alias(scaled, accept, alias):  # pragma: no cover - compiled
             small[ns] = l_
             ns += 1
     # What is left is 1 up to rounding: those buckets always keep themselves.
-
-
-def init_vectors(vocab_size: int, dim: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(syn0, syn1): input vectors uniform(-0.5/dim, 0.5/dim), output vectors zeros, float32."""
-    syn0 = ((rng.random((vocab_size, dim), dtype=np.float32) - np.float32(0.5)) / np.float32(dim))
-    return syn0, np.zeros((vocab_size, dim), dtype=np.float32)
 
 
 @dataclass(frozen=True)

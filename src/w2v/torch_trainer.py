@@ -30,6 +30,7 @@ import os
 import numpy as np
 import torch
 
+from w2v.matrices import INPUT, NEGATIVE, Matrices
 from w2v.params import TrainParams
 from w2v.sgns import Schedule
 from w2v.shards import WindowShard
@@ -46,27 +47,34 @@ class TorchTrainer:
     every chunk, then the processes add up their changes (:meth:`Group.merge`), so a chunk is the sync interval.
     """
 
+    name = "torch"
+    packages = ("numpy", "torch", "w2v-dvc")  # what computes its bytes
+    unused_params = frozenset({"threads", "sync_every"})  # the CPU kernel's lanes
+
     @classmethod
-    def from_params(cls, params: TrainParams, device: str, syn0: np.ndarray, syn1: np.ndarray,
-                    noise: tuple[np.ndarray, np.ndarray], schedule: Schedule, group=None) -> "TorchTrainer":
-        return cls(syn0, syn1, *noise, params.negative, schedule, device, params.batch_size, params.deterministic,
+    def from_params(cls, params: TrainParams, device: str, matrices: Matrices, noise: tuple[np.ndarray, np.ndarray],
+                    schedule: Schedule, group=None) -> "TorchTrainer":
+        return cls(matrices, noise, params.negative, schedule, device, params.batch_size, params.deterministic,
                    params.shared_negatives, group=group,
                    chunk_pairs=params.process_sync_every if group is not None else CHUNK_PAIRS, cbow=params.cbow_mode)
 
-    def __init__(self, syn0: np.ndarray, syn1: np.ndarray, accept: np.ndarray, alias: np.ndarray, negative: int,
-                 schedule: Schedule, device: str, batch_size: int, deterministic: bool,
-                 shared_negatives: bool = True, group=None, chunk_pairs: int = CHUNK_PAIRS, cbow: int = 0) -> None:
+    def __init__(self, matrices: Matrices, noise: tuple[np.ndarray, np.ndarray], negative: int, schedule: Schedule,
+                 device: str, batch_size: int, deterministic: bool, shared_negatives: bool = True, group=None,
+                 chunk_pairs: int = CHUNK_PAIRS, cbow: int = 0) -> None:
         self.device = torch.device(device)
         if deterministic:
             # cuBLAS is deterministic only with a fixed workspace (read when its handle is made), and index_add_
             # on CUDA accumulates with atomics in a varying order unless asked not to.
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=False)
+        syn0 = matrices[INPUT]
         self.vocab, dim = syn0.shape
         # One more row in syn0: the zero row that pads short windows (its gradients are masked to zero).
-        self.syn0 = torch.zeros((self.vocab + 1, dim), dtype=torch.float32, device=self.device)
-        self.syn0[:self.vocab] = torch.from_numpy(syn0).to(self.device)
-        self.syn1 = torch.from_numpy(syn1).to(self.device)
+        self.weights = {INPUT: torch.zeros((self.vocab + 1, dim), dtype=torch.float32, device=self.device)}
+        self.weights[INPUT][:self.vocab] = torch.from_numpy(syn0).to(self.device)
+        self.weights.update({name: torch.from_numpy(matrix).to(self.device)
+                             for name, matrix in matrices.items() if name != INPUT})
+        accept, alias = noise
         self.accept = torch.from_numpy(accept).to(self.device)
         self.alias = torch.from_numpy(alias).to(self.device, torch.int64)
         self.negative, self.schedule, self.batch_size = negative, schedule, batch_size
@@ -78,12 +86,11 @@ class TorchTrainer:
         # device sync) costs nothing next to the steps. With several processes a chunk is the sync interval.
         self.chunk_size = batch_size * max(1, chunk_pairs // batch_size)
         self.generator = torch.Generator(device=self.device)
-        self.label = torch.zeros(negative + 1, device=self.device)
-        self.label[0] = 1.0
-        self.sign = 1.0 - 2.0 * self.label  # -log σ(f) for the center, -log σ(-f) for the noise
+        self.negative_label = torch.zeros(negative + 1, device=self.device)  # the center, then the noise words
+        self.negative_label[0] = 1.0
         self._tokens_of: WindowShard | None = None
         if group is not None:
-            group.start(self.syn0, self.syn1)
+            group.start(self.weights)
 
     def describe(self) -> str:
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else str(self.device)
@@ -113,61 +120,77 @@ class TorchTrainer:
         context = torch.where(valid, tokens[position], self.vocab)
         return context, tokens[center.long()]
 
-    def step(self, context: torch.Tensor, center: torch.Tensor, noise: torch.Tensor,
-             lr: torch.Tensor) -> torch.Tensor:
-        """One batched SGD step on B windows: context (B, M), center (B,), noise (B, S, K) with S = 1 (shared) or
-        M (per pair), lr (B,). Returns the summed loss (float64, on the device)."""
-        mask = (context != self.vocab).float()  # (B, M)
+    def negative_targets(self, center: torch.Tensor, noise: torch.Tensor):
+        """Negative sampling's targets of B windows, noise (B, S, K): the center, then its noise words (B, S, 1 + K),
+        their labels (1 for the center, 0 for a noise word) and which count (a noise word equal to the center
+        does not)."""
         targets = torch.cat([center[:, None, None].expand(-1, noise.shape[1], 1), noise], dim=2)  # (B, S, 1 + K)
         keep = torch.ones(targets.shape, device=self.device)
         keep[:, :, 1:] = (noise != center[:, None, None]).float()
-        x = self.syn0[context]  # (B, M, d)
-        y = self.syn1[targets]  # (B, S, 1 + K, d)
-        if self.cbow:
-            grad_x, grad_y, loss = self.cbow_gradients(x, y[:, 0], mask, keep[:, 0], lr)
-        else:
-            grad_x, grad_y, loss = self.skipgram_gradients(x, y, mask, keep, lr)
-        dim = x.shape[-1]
-        rows0, rows1 = context.reshape(-1), targets.reshape(-1)
+        return targets, self.negative_label, keep
+
+    def step(self, context: torch.Tensor, center: torch.Tensor, noise: torch.Tensor,
+             lr: torch.Tensor) -> torch.Tensor:
+        """One batched SGD step on B windows: context (B, M), center (B,), noise (B, S, K) with S = 1 (shared) or
+        M (per pair), lr (B,). Each output matrix is trained from the rows as they were; the contexts' changes are
+        added up and applied last. Returns the summed loss (float64, on the device)."""
+        mask = (context != self.vocab).float()  # (B, M)
+        syn0 = self.weights[INPUT]
+        x = syn0[context]  # (B, M, d)
+        rows = {INPUT: context.reshape(-1)}
+        layers = {NEGATIVE: self.negative_targets(center, noise)}
+        grad_x, loss, changes = None, None, {}
+        for name, (targets, label, keep) in layers.items():
+            y = self.weights[name][targets]  # (B, S, T, d)
+            if self.cbow:
+                change_x, change_y, layer_loss = self.cbow_gradients(x, y[:, 0], mask, label, keep[:, 0], lr)
+            else:
+                change_x, change_y, layer_loss = self.skipgram_gradients(x, y, mask, label, keep, lr)
+            grad_x = change_x if grad_x is None else grad_x + change_x
+            loss = layer_loss if loss is None else loss + layer_loss
+            rows[name], changes[name] = targets.reshape(-1), change_y
+        changes[INPUT] = grad_x
         if self.group is not None:
-            self.group.touch(rows0, rows1)
-        scale0 = (ROW_CAP / torch.bincount(rows0, minlength=self.vocab + 1).clamp_min(1)).clamp_max(1.0)
-        scale1 = (ROW_CAP / torch.bincount(rows1, minlength=self.vocab).clamp_min(1)).clamp_max(1.0)
-        self.syn0.index_add_(0, rows0, grad_x.reshape(-1, dim) * scale0[rows0, None])
-        self.syn1.index_add_(0, rows1, grad_y.reshape(-1, dim) * scale1[rows1, None])
+            self.group.touch(rows)
+        dim = x.shape[-1]
+        for name, index in rows.items():
+            scale = (ROW_CAP / torch.bincount(index, minlength=len(self.weights[name])).clamp_min(1)).clamp_max(1.0)
+            self.weights[name].index_add_(0, index, changes[name].reshape(-1, dim) * scale[index, None])
         return loss
 
-    def cbow_gradients(self, x, y, mask, keep, lr):
-        """CBOW on B windows: the sum or mean h of the contexts (B, d) against the targets y (B, 1 + K, d).
-        Returns (change of x, change of y, loss with each window counted once per context)."""
+    def cbow_gradients(self, x, y, mask, label, keep, lr):
+        """CBOW on B windows: the sum or mean h of the contexts (B, d) against the targets y (B, T, d) with their
+        labels. Returns (change of x, change of y, loss with each window counted once per context)."""
         count = mask.sum(1, keepdim=True)  # (B, 1)
         h = (x * mask[:, :, None]).sum(1)
         if self.cbow == 2:
             h = h / count.clamp_min(1)
-        f = torch.bmm(y, h[:, :, None]).squeeze(-1)  # (B, 1 + K)
-        loss = (torch.nn.functional.softplus(self.sign * f) * keep * count).sum(dtype=torch.float64)
-        g = (self.label - torch.sigmoid(f)) * keep * lr[:, None]
+        f = torch.bmm(y, h[:, :, None]).squeeze(-1)  # (B, T)
+        sign = 1.0 - 2.0 * label  # -log σ(f) for a word to predict, -log σ(-f) for a noise word
+        loss = (torch.nn.functional.softplus(sign * f) * keep * count).sum(dtype=torch.float64)
+        g = (label - torch.sigmoid(f)) * keep * lr[:, None]
         grad_h = torch.bmm(g[:, None, :], y).squeeze(1)  # (B, d)
         if self.cbow == 1:
             grad_h = grad_h / count.clamp_min(1)
         return grad_h[:, None, :] * mask[:, :, None], g[:, :, None] * h[:, None, :], loss
 
-    def skipgram_gradients(self, x, y, mask, keep, lr):
-        """Skip-gram on B windows: each context row x (B, M, d) against the targets y (B, S, 1 + K, d).
-        Returns (change of x, change of y, loss)."""
+    def skipgram_gradients(self, x, y, mask, label, keep, lr):
+        """Skip-gram on B windows: each context row x (B, M, d) against the targets y (B, S, T, d) with their
+        labels. Returns (change of x, change of y, loss)."""
         if self.shared:
-            f = torch.bmm(x, y[:, 0].transpose(1, 2))  # (B, M, 1 + K)
+            f = torch.bmm(x, y[:, 0].transpose(1, 2))  # (B, M, T)
         else:
             f = torch.einsum("bmd,bmtd->bmt", x, y)
         weight = mask[:, :, None] * keep
-        loss = (torch.nn.functional.softplus(self.sign * f) * weight).sum(dtype=torch.float64)
-        g = (self.label - torch.sigmoid(f)) * weight * lr[:, None, None]
+        sign = 1.0 - 2.0 * label
+        loss = (torch.nn.functional.softplus(sign * f) * weight).sum(dtype=torch.float64)
+        g = (label - torch.sigmoid(f)) * weight * lr[:, None, None]
         if self.shared:
             grad_x = torch.bmm(g, y[:, 0])  # (B, M, d)
-            grad_y = torch.bmm(g.transpose(1, 2), x)  # (B, 1 + K, d)
+            grad_y = torch.bmm(g.transpose(1, 2), x)  # (B, T, d)
         else:
             grad_x = torch.einsum("bmt,bmtd->bmd", g, y)
-            grad_y = g[..., None] * x[:, :, None, :]  # (B, M, 1 + K, d)
+            grad_y = g[..., None] * x[:, :, None, :]  # (B, M, T, d)
         return grad_x, grad_y, loss
 
     def _tokens(self, shard: WindowShard) -> torch.Tensor:
@@ -211,11 +234,11 @@ class TorchTrainer:
         lo, hi = start + share
         loss = self.train_windows(shard, int(lo), int(hi), first_pair + int(cumulative[share[0]]),
                                   seeds[self.group.rank])
-        return self.group.merge(self.syn0, self.syn1, loss)
+        return self.group.merge(self.weights, loss)
 
     def agree(self, stop: bool) -> bool:
         """Whether any process was asked to stop: all stop at the same chunk, or their merges would wait forever."""
         return self.group.any(stop) if self.group is not None else stop
 
-    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.syn0[:self.vocab].cpu().numpy(), self.syn1.cpu().numpy()
+    def matrices(self) -> Matrices:
+        return {name: weights[:self.vocab].cpu().numpy() for name, weights in self.weights.items()}

@@ -7,8 +7,10 @@ learning rate decays linearly over every pair of every epoch. Each chunk's rando
 shard, start), so a run can stop at any chunk boundary and resume to the same bytes: :func:`train` calls
 ``save_checkpoint`` at every epoch end, every ``checkpoint_minutes`` and on Ctrl-C.
 
-A trainer is any class with the :class:`Trainer` interface; :data:`TRAINERS` names the class for each device,
-so adding one (another architecture, several GPUs) is adding a class and a line there.
+A trainer is any class with the :class:`Trainer` interface, and carries its own facts: its name, the packages
+that compute its bytes, the params it does not use. :data:`TRAINERS` names the class of each, so adding one
+(another architecture, several GPUs) is adding a class and a line there; :func:`trainer_name` says which one
+a run uses.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, ClassVar, Protocol
 
 import numpy as np
 
 from w2v.errors import W2VError
+from w2v.matrices import Matrices
 from w2v.params import TrainParams
 from w2v.sgns import Schedule
 from w2v.shards import PairManifest, WindowShard, read_window_shard
@@ -35,15 +38,18 @@ log = logging.getLogger(__name__)
 
 
 class Trainer(Protocol):
-    """What the loop needs of a trainer. ``lanes`` is how many independent random streams a chunk gets,
-    ``chunk_size`` how many pairs it wants per chunk."""
+    """What the loop and the stage need of a trainer. ``lanes`` is how many independent random streams a chunk
+    gets, ``chunk_size`` how many pairs it wants per chunk."""
 
+    name: ClassVar[str]
+    packages: ClassVar[tuple[str, ...]]  # the packages whose code computes its bytes (the model's metadata)
+    unused_params: ClassVar[frozenset[str]]  # train.* keys it never reads: not part of its result
     lanes: int
     chunk_size: int
 
     @classmethod
-    def from_params(cls, params: TrainParams, device: str, syn0: np.ndarray, syn1: np.ndarray,
-                    noise: tuple[np.ndarray, np.ndarray], schedule: Schedule, group=None) -> "Trainer":
+    def from_params(cls, params: TrainParams, device: str, matrices: Matrices, noise: tuple[np.ndarray, np.ndarray],
+                    schedule: Schedule, group=None) -> "Trainer":
         """``group``: this process's :class:`w2v.distributed.Group` when training runs in several."""
 
     def describe(self) -> str: ...
@@ -58,18 +64,22 @@ class Trainer(Protocol):
     def agree(self, stop: bool) -> bool:
         """Whether to stop after this chunk, given this process's wish: all processes of a group stop together."""
 
-    def vectors(self) -> tuple[np.ndarray, np.ndarray]: ...
+    def matrices(self) -> Matrices:
+        """The model as it is now: every matrix, named (:mod:`w2v.matrices`)."""
 
 
-# Imported only when chosen: the CUDA trainer needs torch, which the CPU path never loads. Several processes
-# (torch.distributed) always use the torch trainer, whatever the device.
-TRAINERS = {"cpu": "w2v.cpu_trainer:CpuTrainer", "cuda": "w2v.torch_trainer:TorchTrainer",
-            "processes": "w2v.torch_trainer:TorchTrainer"}
+# Imported only when chosen: the torch trainer needs torch, which the CPU kernel's runs never load.
+TRAINERS = {"numba": "w2v.cpu_trainer:CpuTrainer", "torch": "w2v.torch_trainer:TorchTrainer"}
 
 
-def trainer_class(device: str, processes: int = 1) -> type[Trainer]:
-    module, name = TRAINERS["processes" if processes > 1 else device].split(":")
-    return getattr(importlib.import_module(module), name)
+def trainer_name(device: str, processes: int = 1) -> str:
+    """The compiled kernel on one CPU process; torch on CUDA and in every process of a group (torch.distributed)."""
+    return "numba" if device == "cpu" and processes == 1 else "torch"
+
+
+def trainer_class(name: str) -> type[Trainer]:
+    module, attribute = TRAINERS[name].split(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def gpu_driver_present() -> bool:
@@ -270,10 +280,10 @@ def write_loss_curve(handle, curve: list[list[float]]) -> None:
         handle.write(f"{int(pairs)}\t{epoch:.6f}\t{loss:.6f}\n")
 
 
-def fingerprint(params: TrainParams, lanes: int, device: str, manifest_sha256: str, vocab_size: int) -> str:
-    """What a checkpoint must match to be resumed: every param that changes the bytes, and the input."""
-    cpu_kernel = device == "cpu" and params.processes == 1
-    ignored = {"threads"} | ({"batch_size"} if cpu_kernel else {"sync_every"})
+def fingerprint(params: TrainParams, trainer: type[Trainer], lanes: int, device: str, manifest_sha256: str,
+                vocab_size: int) -> str:
+    """What a checkpoint must match to be resumed: every param that changes the trainer's bytes, and the input."""
+    ignored = set(trainer.unused_params)
     if params.processes == 1:
         ignored.add("process_sync_every")
     key = {k: v for k, v in params.result_dict().items() if k not in ignored}
