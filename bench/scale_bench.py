@@ -38,8 +38,10 @@ OUTPUTS = {"download": "data/raw", "tokenize": "data/tokens", "vocab": "data/voc
 GENSIM = """
 import json, resource, sys, time
 from gensim.models import Word2Vec
-corpus, epochs, threads, sg = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-model = Word2Vec(sg=sg, vector_size=100, window=5, negative=5, sample=1e-3, min_count=5, workers=threads, seed=1)
+corpus, epochs, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+sg, cbow_mean, hs, negative = (int(x) for x in sys.argv[4:8])
+model = Word2Vec(sg=sg, cbow_mean=cbow_mean, hs=hs, negative=negative, vector_size=100, window=5, sample=1e-3,
+                 min_count=5, workers=threads, seed=1)
 start = time.perf_counter()
 model.build_vocab(corpus_file=corpus)
 vocab_seconds = time.perf_counter() - start
@@ -178,9 +180,11 @@ def main() -> None:
         gensim = None
         if not args.skip_gensim:
             print("  gensim ...", end=" ", flush=True)
-            sg = 0 if train.get("model") == "cbow" else 1  # --set train.model=cbow: gensim's CBOW beside ours
+            # --set train.model=cbow / train.hs=true / train.negative=0: gensim's same objective beside ours
+            settings = (0 if train.get("model") == "cbow" else 1, int(train.get("cbow_mean", True)),
+                        int(train.get("hs", False)), train.get("negative", 5))
             seconds, rss, out = run_measured([sys.executable, "-c", GENSIM, str(corpus), str(args.epochs),
-                                              str(args.threads), str(sg)], ROOT)
+                                              str(args.threads), *map(str, settings)], ROOT)
             gensim = {**json.loads(out.splitlines()[-1]), "seconds": seconds, "rss_mib": rss}
             print(f"{seconds:.1f} s", flush=True)
 

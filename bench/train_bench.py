@@ -1,7 +1,8 @@
 """Training speed and quality, ours against gensim, side by side in one run.
 
     python bench/train_bench.py [--threads 2] [--mode deterministic|hogwild] [--device cpu|cuda] [--against REV]
-                                [--set KEY=VALUE ...]   (train params; --set model=cbow compares with gensim's sg=0)
+                                [--set KEY=VALUE ...]   (train params; --set model=cbow compares with gensim's sg=0,
+                                                         --set hs=true --set negative=0 with its hs=1, negative=0)
 
 Needs the pairs stage's output for the default params (`dvc repro pairs`): the embedded 1.17M-word sample,
 skip-gram, dim 100, window 5, negative 5, sample 1e-3, min_count 5, 5 epochs. Both systems get the same
@@ -49,15 +50,20 @@ def quality(vectors) -> dict:
     return {"analogy": analogy, "wordsim353": ws, "simlex999": simlex}
 
 
-def run_gensim(threads: int, epochs: int, seed: int = 1, cbow: bool = False, cbow_mean: bool = True) -> dict:
+def gensim_settings(overrides: dict) -> dict:
+    """gensim's names for the train params we compare on: model, cbow_mean, hs, negative."""
+    return {"sg": 0 if overrides.get("model") == "cbow" else 1, "cbow_mean": int(overrides.get("cbow_mean", True)),
+            "hs": int(overrides.get("hs", False)), "negative": overrides.get("negative", 5)}
+
+
+def run_gensim(threads: int, epochs: int, seed: int = 1, settings: dict | None = None) -> dict:
     from gensim.models import Word2Vec
 
     tokens = pq.read_table(ROOT / "data/tokens/tokens.parquet").column("tokens").to_pylist()
     sentences = [row[i:i + 10_000] for row in tokens for i in range(0, len(row), 10_000)]
     words = sum(len(s) for s in sentences)
-    model = Word2Vec(sg=0 if cbow else 1, cbow_mean=int(cbow_mean), vector_size=100, window=5, negative=5,
-                     sample=1e-3, min_count=5, workers=threads,
-                     seed=seed)
+    model = Word2Vec(**{**gensim_settings({}), **(settings or {})}, vector_size=100, window=5, sample=1e-3,
+                     min_count=5, workers=threads, seed=seed)
     model.build_vocab(sentences)
     start = time.perf_counter()
     model.train(sentences, total_examples=len(sentences), epochs=epochs)
@@ -155,8 +161,7 @@ def main() -> None:
             run_ours(args.threads, args.mode, args.device, words, before_code, overrides=overrides)
         for seed in range(1, args.rounds + 1):
             if not args.skip_gensim:
-                reference_runs.append(run_gensim(args.threads, epochs, seed, cbow=overrides.get("model") == "cbow",
-                                                 cbow_mean=overrides.get("cbow_mean", True)))
+                reference_runs.append(run_gensim(args.threads, epochs, seed, gensim_settings(overrides)))
             if before_code:
                 before_runs.append(run_ours(args.threads, args.mode, args.device, words, before_code, seed,
                                             overrides))

@@ -28,7 +28,8 @@ from w2v import checkpoint, runinfo
 from w2v.arrow_io import read_vocab, tokenize_rules
 from w2v.embeddings import save_model
 from w2v.fsio import atomic_dir, atomic_file, sha256_file, write_json
-from w2v.matrices import INPUT, init_matrices, output_names
+from w2v.huffman import huffman_tree
+from w2v.matrices import INPUT, describe_objectives, init_matrices, output_names
 from w2v.params import worker_count
 from w2v.sgns import Schedule, alias_table, noise_distribution
 from w2v.shards import MANIFEST, PairManifest
@@ -64,7 +65,7 @@ def main() -> None:
     manifest = PairManifest.read(pipeline.PAIRS)
     vocab = read_vocab(pipeline.VOCAB_TABLE, ["word", "count"])
     counts = vocab.column("count").to_numpy()
-    check_vocabulary(pipeline.VOCAB_TABLE, len(counts), manifest, params.negative)
+    check_vocabulary(pipeline.VOCAB_TABLE, len(counts), manifest, params.negative, params.hs)
     manifest.check_files(pipeline.PAIRS)
     device = resolve_device(params.device)
     # A process of a group trains on its own GPU; the device in the result is the kind, not the number.
@@ -74,13 +75,15 @@ def main() -> None:
         logging.getLogger("w2v").setLevel(logging.WARNING)  # one voice: process 0 tells what the group does
     schedule = Schedule(params.alpha, params.min_alpha, manifest.total_pairs)
     noise = alias_table(noise_distribution(counts, params.ns_exponent))
+    tree = huffman_tree(counts) if params.hs else None
+    outputs = output_names(params.hs, params.negative)
     trainer_type = trainer_class(trainer_name(device, params.processes))
 
     # The trainer keeps its own (padded) copy of the matrices: no other reference to the initial ones is kept.
     trainer = trainer_type.from_params(params, trainer_device, init_matrices(len(counts), params.dim,
                                                                              np.random.default_rng(params.seed),
-                                                                             output_names(params.negative)),
-                                       noise, schedule, group=group)
+                                                                             outputs),
+                                       noise, schedule, group=group, tree=tree)
     key = fingerprint(params, trainer_type, trainer.lanes, device, sha256_file(pipeline.PAIRS / MANIFEST),
                       len(counts))
     progress = Progress()
@@ -93,7 +96,7 @@ def main() -> None:
         progress.resumed_from.append([progress.next_shard, progress.next_window])
         log.info("resuming from the checkpoint in %s at pair %s (shard %d, window %d)", pipeline.CHECKPOINTS,
                  f"{progress.pairs_done:,}", progress.next_shard, progress.next_window)
-        trainer = trainer_type.from_params(params, trainer_device, matrices, noise, schedule, group=group)
+        trainer = trainer_type.from_params(params, trainer_device, matrices, noise, schedule, group=group, tree=tree)
         del matrices
     log.info("%s pairs in %d epochs on %s (%s), %d-dim vectors for %s words", f"{schedule.total_pairs:,}",
              len(manifest.epochs), device, trainer.describe(), params.dim, f"{len(counts):,}")
@@ -121,7 +124,8 @@ def main() -> None:
     metrics = train_metrics(progress, manifest, wall)
     # Only what the vectors' bytes depend on goes beside them, so an identical re-run gives an identical
     # model (and DVC stops the cascade there); the clock and the machine go to the run record.
-    metadata = {"params": params.result_dict(), "lanes": lanes, "device": device,
+    metadata = {"params": params.result_dict(), "objectives": describe_objectives(params.hs, params.negative),
+                "output_matrices": list(outputs), "lanes": lanes, "device": device,
                 "seeds": {"train.seed": params.seed, "pairs.seed": manifest.params["seed"]},
                 "vocab_size": len(counts), "pairs": metrics["pairs"], "words": metrics["words"],
                 "loss": metrics["loss"], "epoch_loss": metrics["epoch_loss"],

@@ -31,13 +31,15 @@ TARGETS = {
     "skylake-avx512": ("skylake-avx512", AVX512, {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}),
 }
 
-# A small but complete training: noise distribution (power, sum), alias table, initial vectors, 3 chunks of
-# deterministic SGD in 2 lanes and in 1 lane. Prints the md5 of both models.
+# A small but complete training: noise distribution (power, sum), alias table, Huffman tree, initial vectors, 3
+# chunks of deterministic SGD in 2 lanes and in 1 lane, negative sampling and hierarchical softmax. Prints the md5
+# of every model.
 TRAIN = textwrap.dedent("""
     import hashlib, sys
     import numpy as np
     from tests.corpora import random_shard, train_shard
     from w2v.cpu_trainer import CpuTrainer
+    from w2v.huffman import huffman_tree
     from w2v.matrices import init_matrices
     from w2v.sgns import Schedule, alias_table, noise_distribution
 
@@ -46,10 +48,15 @@ TRAIN = textwrap.dedent("""
     counts = np.sort(rng.zipf(1.3, vocab))[::-1] + 5
     shard = random_shard(rng, vocab, 8_000)
     digests = []
-    for lanes, shared in ((2, True), (1, True), (2, False)):
-        matrices = init_matrices(vocab, dim, np.random.default_rng(1), ("syn1neg",))
+    tree = huffman_tree(counts)
+    # (lanes, shared noise, hierarchical softmax, noise words, CBOW)
+    for lanes, shared, hs, negative, cbow in ((2, True, False, 5, 0), (1, True, False, 5, 0), (2, False, False, 5, 0),
+                                              (2, True, True, 0, 0), (2, True, True, 3, 2)):
+        outputs = (("syn1",) if hs else ()) + (("syn1neg",) if negative else ())
+        matrices = init_matrices(vocab, dim, np.random.default_rng(1), outputs)
         noise = alias_table(noise_distribution(counts, 0.75))
-        trainer = CpuTrainer(matrices, noise, 5, Schedule(0.025, 0.0001, 40_000), lanes, True, shared)
+        trainer = CpuTrainer(matrices, noise, negative, Schedule(0.025, 0.0001, 40_000), lanes, True, shared,
+                             cbow=cbow, tree=tree if hs else None)
         loss = sum(train_shard(trainer, shard, chunk_pairs=10_000))
         model = np.concatenate(list(trainer.matrices().values()))
         digests.append(hashlib.md5(model.tobytes() + repr(loss).encode()).hexdigest())

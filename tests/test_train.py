@@ -482,6 +482,19 @@ def test_two_processes_learn_the_planted_groups_and_repeat_their_bytes(tmp_path,
     assert not (tmp_path / "checkpoints/train").exists()
 
 
+def test_two_processes_train_hierarchical_softmax(tmp_path, write_params, monkeypatch):
+    write_params({"train": {"dim": 16, "device": "cpu", "processes": 2, "process_sync_every": 4096,
+                            "batch_size": 512, "curve_every": 20_000, "hs": True, "negative": 0}})
+    monkeypatch.chdir(tmp_path)
+    make_inputs(tmp_path)
+    done = run_stage_process(tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metadata = json.loads((tmp_path / "data/model/metadata.json").read_text())
+    assert metadata["output_matrices"] == ["syn1"] and metadata["lanes"] == 2
+    assert metadata["epoch_loss"]["epoch_2"] < metadata["epoch_loss"]["epoch_1"]
+    assert within_minus_across(np.load(tmp_path / "data/model/vectors.npy"), group=30) > 0.3
+
+
 def test_a_world_other_than_train_processes_is_refused():
     from w2v.distributed import Group, check_world
 
@@ -516,3 +529,197 @@ def test_kernel_bytes_are_pinned(model, shared, lanes):
     loss = sum(train_shard(trainer, shard, chunk_pairs=6_000))
     model_bytes = np.concatenate(vectors(trainer)).tobytes()
     assert hashlib.md5(model_bytes + repr(loss).encode()).hexdigest() == PINNED[model, shared, lanes]
+
+
+# --- hierarchical softmax ------------------------------------------------------------------------------------------
+
+HS_COUNTS = np.array([40, 25, 12, 9, 6, 3])
+
+
+def hs_trainer(engine: str, matrices: dict, negative: int, schedule: Schedule, noise=None, lanes: int = 1):
+    """A trainer with hierarchical softmax (and negative sampling when ``negative`` > 0): the CPU kernel's modes
+    (shared-noise, per-pair, cbow-mean, cbow-sum) or the torch trainer's (torch, torch-per-pair, torch-cbow-...)."""
+    from w2v.huffman import huffman_tree
+
+    cbow = 2 if engine.endswith("cbow-mean") else 1 if engine.endswith("cbow-sum") else 0
+    noise = noise if noise is not None else single_noise_word(len(HS_COUNTS), 5)
+    tree = huffman_tree(HS_COUNTS if len(matrices["syn0"]) == len(HS_COUNTS) else
+                        np.arange(len(matrices["syn0"]), 0, -1) * 10)
+    matrices = {name: matrix.copy() for name, matrix in matrices.items()}
+    shared = not engine.endswith("per-pair")
+    if engine.startswith("torch"):
+        return TorchTrainer(matrices, noise, negative, schedule, "cpu", 16, False, shared, cbow=cbow, tree=tree)
+    return CpuTrainer(matrices, noise, negative, schedule, lanes, True, shared, cbow=cbow, tree=tree)
+
+
+def hs_loss(w0, w1, h, center):
+    """Hierarchical softmax's loss of input vector h predicting ``center``: its path's units, each towards 1 - code."""
+    from w2v.huffman import huffman_tree
+
+    nodes, codes = huffman_tree(HS_COUNTS).path(center)
+    return sum(-torch.nn.functional.logsigmoid((1 - 2 * float(code)) * (w1[int(node)] @ h))
+               for node, code in zip(nodes, codes))
+
+
+@pytest.mark.parametrize("engine", ["shared-noise", "per-pair", "torch", "torch-per-pair"])
+@pytest.mark.parametrize("negative", [0, 1], ids=["hs", "hs+negative"])
+def test_a_skipgram_hs_window_step_equals_autograd(tiny_model, engine, negative):
+    """Both contexts of a window against the center's path (and, with negative, the noise word too): one SGD
+    step of the summed loss from the rows as they were (per-pair: each context's step; they touch different
+    rows of syn0 and, in one pass down the path, the same syn1 rows only through sums that commute)."""
+    syn0, syn1 = tiny_model
+    rng = np.random.default_rng(4)
+    matrices = {"syn0": syn0, "syn1": rng.normal(0, 0.5, syn0.shape).astype(np.float32)}
+    if negative:
+        matrices["syn1neg"] = syn1
+    shard = WindowShard(np.array([2, 1], np.uint16), np.array([1], np.uint32), np.array([1], np.uint8),
+                        np.array([0], np.uint8))
+    trainer = hs_trainer(engine, matrices, negative, Schedule(0.1, 0.1, 1))
+    loss = trainer.train_chunk(shard, 0, 1, 0, SEEDS[:1])
+    w = {name: torch.tensor(m, dtype=torch.float64, requires_grad=True) for name, m in matrices.items()}
+    want = hs_loss(w["syn0"], w["syn1"], w["syn0"][2], 1)
+    if negative:
+        want = want - torch.nn.functional.logsigmoid(w["syn1neg"][1] @ w["syn0"][2]) \
+            - torch.nn.functional.logsigmoid(-(w["syn1neg"][5] @ w["syn0"][2]))
+    want.backward()
+    assert loss == pytest.approx(want.item(), rel=1e-5)
+    got = trainer.matrices()
+    assert list(got) == list(matrices)
+    for name in matrices:
+        np.testing.assert_allclose(got[name], (w[name] - 0.1 * w[name].grad).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("engine", ["shared-noise", "torch"])
+def test_a_two_context_hs_window_is_one_step_of_the_summed_loss(tiny_model, engine):
+    syn0, syn1 = tiny_model
+    shard = WindowShard(np.array([2, 4, 3], np.uint16), np.array([1], np.uint32), np.array([1], np.uint8),
+                        np.array([1], np.uint8))
+    matrices = {"syn0": syn0, "syn1": syn1}
+    trainer = hs_trainer(engine, matrices, 0, Schedule(0.1, 0.1, 2))
+    loss = trainer.train_chunk(shard, 0, 1, 0, SEEDS[:1])
+    w0 = torch.tensor(syn0, dtype=torch.float64, requires_grad=True)
+    w1 = torch.tensor(syn1, dtype=torch.float64, requires_grad=True)
+    want = hs_loss(w0, w1, w0[2], 4) + hs_loss(w0, w1, w0[3], 4)
+    want.backward()
+    assert loss == pytest.approx(want.item(), rel=1e-5)
+    got = trainer.matrices()
+    np.testing.assert_allclose(got["syn0"], (w0 - 0.1 * w0.grad).detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["syn1"], (w1 - 0.1 * w1.grad).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("engine", ["cbow-mean", "cbow-sum", "torch-cbow-mean", "torch-cbow-sum"])
+def test_a_cbow_hs_window_follows_word2vec_and_gensim(tiny_model, engine):
+    """h (mean or sum of the contexts) walks the center's path: syn1 takes the exact gradient step, each context
+    the error of h (undivided for the mean, divided by m for the sum: word2vec.c's and gensim's rule)."""
+    syn0, syn1 = tiny_model
+    mean = engine.endswith("mean")
+    shard = WindowShard(np.array([2, 0, 3], np.uint16), np.array([1], np.uint32), np.array([1], np.uint8),
+                        np.array([1], np.uint8))
+    trainer = hs_trainer(engine, {"syn0": syn0, "syn1": syn1}, 0, Schedule(0.1, 0.1, 2))
+    loss = trainer.train_chunk(shard, 0, 1, 0, SEEDS[:1])
+    w0 = torch.tensor(syn0, dtype=torch.float64, requires_grad=True)
+    w1 = torch.tensor(syn1, dtype=torch.float64, requires_grad=True)
+    window_loss = hs_loss(w0, w1, (w0[2] + w0[3]) / (2 if mean else 1), 0)
+    window_loss.backward()
+    assert loss == pytest.approx(2 * window_loss.item(), rel=1e-5)  # counted once per context word
+    got = trainer.matrices()
+    np.testing.assert_allclose(got["syn1"], (w1 - 0.1 * w1.grad).detach().numpy(), rtol=1e-5, atol=1e-6)
+    context_step = w0.grad * (2 if mean else 0.5)
+    np.testing.assert_allclose(got["syn0"], (w0 - 0.1 * context_step).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("engine", ["shared-noise", "per-pair", "torch", "cbow-mean", "torch-cbow-mean"])
+def test_hs_learns_the_planted_groups(engine):
+    shard = planted_shard(np.random.default_rng(0))
+    matrices = init_matrices(40, 16, np.random.default_rng(1), ("syn1",))
+    schedule = Schedule(0.025, 0.0001, int(shard.pair_counts().sum()))
+    trainer = hs_trainer(engine, matrices, 0, schedule, noise=single_noise_word(40, 0), lanes=2)
+    losses = train_shard(trainer, shard, chunk_pairs=min(trainer.chunk_size, 20_000))
+    # From about ln 2 × 5.3 (a path of 40 words, all units at 0) towards ln 20 (a word of the right group).
+    assert losses[-1] < losses[0] - 0.25 and losses[-1] < np.log(20) + 0.1
+    assert within_minus_across(trainer.matrices()["syn0"]) > 0.3
+
+
+def hs_run(lanes: int, shared: bool, cbow: int, negative: int, seed_shift: int = 0) -> np.ndarray:
+    from w2v.huffman import huffman_tree
+
+    rng = np.random.default_rng(5)
+    shard = random_shard(rng, 300, 12_000)
+    counts = np.arange(300, 0, -1)
+    outputs = ("syn1",) + (("syn1neg",) if negative else ())
+    matrices = init_matrices(300, 32, np.random.default_rng(1), outputs)
+    trainer = CpuTrainer(matrices, alias_table(noise_distribution(counts, 0.75)), negative,
+                         Schedule(0.025, 0.0001, 60_000), lanes, True, shared, cbow=cbow, tree=huffman_tree(counts))
+    train_shard(trainer, shard, seed_shift=seed_shift)
+    return np.concatenate(list(trainer.matrices().values()))
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 3])
+@pytest.mark.parametrize("shared, cbow, negative", [(True, 0, 0), (False, 0, 0), (True, 2, 0), (True, 0, 3)],
+                         ids=["skipgram", "per-pair", "cbow", "hs+negative"])
+def test_hs_deterministic_lanes_give_the_same_bytes(lanes, shared, cbow, negative):
+    first = hs_run(lanes, shared, cbow, negative)
+    assert first.tobytes() == hs_run(lanes, shared, cbow, negative).tobytes()
+    if negative:  # hierarchical softmax alone draws nothing: only the noise words follow the seed
+        assert first.tobytes() != hs_run(lanes, shared, cbow, negative, seed_shift=1).tobytes()
+
+
+@pytest.mark.parametrize("lanes", [2, 3])
+def test_hs_lanes_add_their_changes_of_shared_rows_in_lane_order(lanes):
+    """The lanes' rule of the deterministic mode, exactly, for syn1's inner nodes too (the root is on every path,
+    so every lane shares it)."""
+    from w2v.huffman import huffman_tree
+
+    rng = np.random.default_rng(7)
+    shard = random_shard(rng, 300, 2_000, documents=20)
+    tree = huffman_tree(np.arange(300, 0, -1))
+    noise = alias_table(noise_distribution(np.arange(300, 0, -1), 0.75))
+    start = init_matrices(300, 32, np.random.default_rng(1), ("syn1", "syn1neg"))
+    start["syn1"] = np.random.default_rng(2).normal(0, 0.1, start["syn1"].shape).astype(np.float32)
+    flat = np.concatenate(list(start.values()))
+    schedule = Schedule(0.025, 0.0001, 20_000)
+    cumulative = np.concatenate([[0], np.cumsum(shard.pair_counts())])
+    together = CpuTrainer(dict(start), noise, 2, schedule, lanes, True, tree=tree)
+    together.train_chunk(shard, 0, shard.windows, 100, SEEDS[:lanes])
+    bounds = training.equal_pair_bounds(cumulative, lanes)
+    alone = []
+    for t in range(lanes):
+        solo = CpuTrainer(dict(start), noise, 2, schedule, 1, True, tree=tree)
+        solo.train_chunk(shard, bounds[t], bounds[t + 1], 100 + int(cumulative[bounds[t]]), SEEDS[t:t + 1])
+        alone.append(np.concatenate(list(solo.matrices().values())))
+    changed = np.array([(a != flat).any(axis=1) for a in alone])
+    assert changed[:, 300:599].all(axis=0).any()  # syn1 rows every lane changed: its merge is tested
+    expected = flat.copy()
+    for row in range(len(flat)):
+        lanes_that_changed = np.flatnonzero(changed[:, row])
+        if len(lanes_that_changed) == 1:
+            expected[row] = alone[lanes_that_changed[0]][row]
+        else:
+            for t in lanes_that_changed:
+                expected[row] += alone[t][row] - flat[row]
+    np.testing.assert_array_equal(np.concatenate(list(together.matrices().values())), expected)
+
+
+def test_no_output_layer_is_refused_in_one_line():
+    with pytest.raises(ParamError, match=r"train.hs = false and train.negative = 0 leave no output layer to train"):
+        TrainParams.from_mapping("train", {"hs": False, "negative": 0})
+    assert TrainParams.from_mapping("train", {"hs": True, "negative": 0}).negative == 0
+
+
+@pytest.mark.parametrize("negative", [0, 5], ids=["hs", "hs+negative"])
+def test_stage_trains_hs_resumes_to_the_same_bytes_and_says_so(tmp_path, write_params, monkeypatch, negative):
+    write_params({"train": {"dim": 16, "sync_every": 4000, "threads": 2, "curve_every": 20_000, "device": "cpu",
+                            "hs": True, "negative": negative}})
+    monkeypatch.chdir(tmp_path)
+    make_inputs(tmp_path)
+    run_stage()
+    uninterrupted = model_bytes(tmp_path)
+    metadata = json.loads((tmp_path / "data/model/metadata.json").read_text())
+    assert metadata["output_matrices"] == ["syn1"] + (["syn1neg"] if negative else [])
+    assert metadata["objectives"].startswith("hierarchical softmax")
+    assert metadata["epoch_loss"]["epoch_2"] < metadata["epoch_loss"]["epoch_1"]
+    assert within_minus_across(np.load(tmp_path / "data/model/vectors.npy"), group=30) > 0.3
+    run_interrupted_at(7, monkeypatch)
+    assert (tmp_path / "checkpoints/train/syn1.npy").exists()
+    run_stage()
+    assert model_bytes(tmp_path) == uninterrupted

@@ -47,7 +47,8 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from w2v.matrices import INPUT, NEGATIVE, Matrices
+from w2v.huffman import HuffmanTree
+from w2v.matrices import HIERARCHICAL, INPUT, NEGATIVE, Matrices, check_objectives, describe_objectives
 from w2v.params import TrainParams, worker_count
 from w2v.portable_math import FASTMATH, LANES, accumulate, dot, forget_stale_compilations, sigmoid_softplus32
 from w2v.sgns import Schedule
@@ -137,6 +138,10 @@ class Settings(NamedTuple):
     min_alpha: float
     accept: np.ndarray  # the noise words' alias table
     alias: np.ndarray
+    hs: bool  # hierarchical softmax: the center's path in the Huffman tree (w2v.huffman)
+    path_start: np.ndarray
+    points: np.ndarray
+    codes: np.ndarray
 
 
 class Rows(NamedTuple):
@@ -176,18 +181,23 @@ def _row(word, lane, vocab, rows):  # pragma: no cover - compiled
 
 
 @njit(fastmath=FASTMATH, inline="always")
-def _prefetch_window(windows, w, noise, drawn, settings, syn0, syn1neg, lane):  # pragma: no cover - compiled
+def _prefetch_window(windows, w, noise, drawn, settings, syn0, syn1, syn1neg, lane):  # pragma: no cover - compiled
     """Bring the rows window w will use (the lane's copies of shared rows) into the cache while the window before
     it is trained: with a large vocabulary most rows come from main memory, and this hides that wait."""
     vocab = settings.vocab
     p = np.int64(windows.center[w])
-    _prefetch_row(syn1neg.matrix, _row(np.int64(windows.tokens[p]), lane, vocab, syn1neg))
+    c = np.int64(windows.tokens[p])
     for q in range(p - np.int64(windows.left[w]), p + np.int64(windows.right[w]) + 1):
         if q != p:
             _prefetch_row(syn0.matrix, _row(np.int64(windows.tokens[q]), lane, vocab, syn0))
-    if settings.shared:
-        for k in range(settings.negative):
-            _prefetch_row(syn1neg.matrix, _row(noise[drawn + k], lane, vocab, syn1neg))
+    if settings.hs:
+        for k in range(settings.path_start[c], settings.path_start[c + 1]):
+            _prefetch_row(syn1.matrix, _row(np.int64(settings.points[k]), lane, vocab, syn1))
+    if settings.negative:
+        _prefetch_row(syn1neg.matrix, _row(c, lane, vocab, syn1neg))
+        if settings.shared:
+            for k in range(settings.negative):
+                _prefetch_row(syn1neg.matrix, _row(noise[drawn + k], lane, vocab, syn1neg))
 
 
 @njit(fastmath=FASTMATH, inline="always")
@@ -202,10 +212,11 @@ def _mark(word, touch):  # pragma: no cover - compiled
 
 
 @njit(fastmath=FASTMATH, nogil=True, cache=True)
-def draw_noise(windows, lo, hi, settings, state, noise, mark, touch0, touch1):  # pragma: no cover - compiled
+def draw_noise(windows, lo, hi, settings, state, noise, mark, touch0, touch_hs, touch1):  # pragma: no cover
     """Draw the noise words of windows lo..hi-1 in the order training uses them (K per window, or K per pair);
-    with ``mark``, also mark in bit sets every row the windows touch (``touch0`` contexts, ``touch1`` centers and
-    noise words): a bit per word keeps a large vocabulary's marks in the core's own cache."""
+    with ``mark``, also mark in bit sets every row the windows touch (``touch0`` contexts, ``touch_hs`` the inner
+    nodes on the centers' paths, ``touch1`` centers and noise words): a bit per word keeps a large vocabulary's
+    marks in the core's own cache."""
     tokens, center, left, right = windows
     negative = settings.negative
     drawn = 0
@@ -219,7 +230,11 @@ def draw_noise(windows, lo, hi, settings, state, noise, mark, touch0, touch1):  
                 _mark(noise[drawn], touch1)
             drawn += 1
         if mark:
-            _mark(c, touch1)
+            if negative:
+                _mark(c, touch1)
+            if settings.hs:
+                for k in range(settings.path_start[c], settings.path_start[c + 1]):
+                    _mark(np.int64(settings.points[k]), touch_hs)
             for q in range(p - np.int64(left[w]), p + np.int64(right[w]) + 1):
                 if q != p:
                     _mark(np.int64(tokens[q]), touch0)
@@ -346,27 +361,41 @@ def _negative_targets(c, noise, drawn, settings, rows, lane, rows1, labels):  # 
     return targets
 
 
+@njit(fastmath=FASTMATH, inline="always")
+def _path_targets(c, settings, rows, lane, rows1, labels):  # pragma: no cover - compiled
+    """Hierarchical softmax's targets for center c: the inner nodes on its path, each trained towards the label
+    1 - code (word2vec.c's and gensim's rule). Returns how many."""
+    first = settings.path_start[c]
+    targets = settings.path_start[c + 1] - first
+    for j in range(targets):
+        rows1[j] = _row(np.int64(settings.points[first + j]), lane, settings.vocab, rows)
+        labels[j] = 1 - settings.codes[first + j]
+    return targets
+
+
 @njit(fastmath=FASTMATH, nogil=True, cache=True)
-def train_windows(windows, lo, hi, first_pair, settings, syn0, syn1neg, lane, scratch):  # pragma: no cover - compiled
+def train_windows(windows, lo, hi, first_pair, settings, syn0, syn1, syn1neg, lane, scratch):  # pragma: no cover
     """Train windows lo..hi-1 of a shard with the noise words the lane drew for them; return their summed loss
     (float64). A CBOW window's loss counts once per context word, so that the mean loss per pair weighs windows
     as skip-gram does.
 
-    ``first_pair`` is the global index of window lo's first pair (for the learning rate). A row several lanes
-    touch is trained on the lane's private copy (:func:`copy_shared_rows`).
+    The output layers (hierarchical softmax on ``syn1``, then negative sampling on ``syn1neg``, as word2vec.c
+    orders them) are trained one after the other from the contexts as they were; the contexts' change from both
+    is applied last. ``first_pair`` is the global index of window lo's first pair (for the learning rate). A row
+    several lanes touch is trained on the lane's private copy (:func:`copy_shared_rows`).
     """
     tokens, center, left, right = windows
-    m0, m1 = syn0.matrix, syn1neg.matrix
+    m0, m_hs, m_neg = syn0.matrix, syn1.matrix, syn1neg.matrix
     noise, rows0, rows1, labels = scratch.noise[lane], scratch.rows0[lane], scratch.rows1[lane], scratch.labels[lane]
     gain, sigma, softplus = scratch.gain[lane], scratch.sigma[lane], scratch.softplus[lane]
     delta, grad = scratch.delta[lane], scratch.grad[lane, :m0.shape[1]]
-    negative, vocab = settings.negative, settings.vocab
+    negative, vocab, hs = settings.negative, settings.vocab, settings.hs
     pair = first_pair
     drawn = 0
     loss = 0.0
     for w in range(lo, hi):
         if w + PREFETCH < hi:
-            _prefetch_window(windows, w + PREFETCH, noise, drawn + PREFETCH * negative, settings, syn0, syn1neg,
+            _prefetch_window(windows, w + PREFETCH, noise, drawn + PREFETCH * negative, settings, syn0, syn1, syn1neg,
                              lane)
         p = np.int64(center[w])
         m = np.int64(left[w]) + np.int64(right[w])
@@ -379,31 +408,49 @@ def train_windows(windows, lo, hi, first_pair, settings, syn0, syn1neg, lane, sc
                 rows0[k] = _row(np.int64(tokens[q]), lane, vocab, syn0)
                 k += 1
         if settings.shared:
-            targets = _negative_targets(c, noise, drawn, settings, syn1neg, lane, rows1, labels)
-            drawn += negative
             if settings.cbow:
                 if m == 0:
+                    drawn += negative
                     continue
                 mean = settings.cbow == 2
                 h = delta[0]
                 _cbow_hidden(m0, rows0, m, mean, h)
                 grad[:] = 0.0
-                loss += m * _cbow_targets(h, m1, rows1, labels, targets, lr, grad, gain[0], sigma, softplus)
+                if hs:
+                    targets = _path_targets(c, settings, syn1, lane, rows1, labels)
+                    loss += m * _cbow_targets(h, m_hs, rows1, labels, targets, lr, grad, gain[0], sigma, softplus)
+                if negative:
+                    targets = _negative_targets(c, noise, drawn, settings, syn1neg, lane, rows1, labels)
+                    drawn += negative
+                    loss += m * _cbow_targets(h, m_neg, rows1, labels, targets, lr, grad, gain[0], sigma, softplus)
                 _cbow_apply(m0, rows0, m, mean, grad)
             else:
                 for i in range(m):
                     delta[i][:] = 0.0
-                loss += _shared_window(m0, m1, rows0, rows1, labels, m, targets, lr, gain, sigma, softplus, delta)
+                if hs:
+                    targets = _path_targets(c, settings, syn1, lane, rows1, labels)
+                    loss += _shared_window(m0, m_hs, rows0, rows1, labels, m, targets, lr, gain, sigma, softplus,
+                                           delta)
+                if negative:
+                    targets = _negative_targets(c, noise, drawn, settings, syn1neg, lane, rows1, labels)
+                    drawn += negative
+                    loss += _shared_window(m0, m_neg, rows0, rows1, labels, m, targets, lr, gain, sigma, softplus,
+                                           delta)
                 for i in range(m):
                     _axpy(np.float32(1.0), delta[i], m0[rows0[i]])
-        else:
+        else:  # word2vec.c's loop: each context in turn, through the path, then against its own noise words
             for i in range(m):
                 x = m0[rows0[i]]
                 grad[:] = 0.0
-                targets = _negative_targets(c, noise, drawn, settings, syn1neg, lane, rows1, labels)
-                drawn += negative
-                for j in range(targets):
-                    loss += _pair_step(x, m1[rows1[j]], labels[j], lr, grad)
+                if hs:
+                    targets = _path_targets(c, settings, syn1, lane, rows1, labels)
+                    for j in range(targets):
+                        loss += _pair_step(x, m_hs[rows1[j]], labels[j], lr, grad)
+                if negative:
+                    targets = _negative_targets(c, noise, drawn, settings, syn1neg, lane, rows1, labels)
+                    drawn += negative
+                    for j in range(targets):
+                        loss += _pair_step(x, m_neg[rows1[j]], labels[j], lr, grad)
                 _axpy(np.float32(1.0), grad, x)
     return loss
 
@@ -482,39 +529,44 @@ def merge_lanes(rows, vocab, shared):  # pragma: no cover - compiled
 
 
 @njit(parallel=True, nogil=True, fastmath=FASTMATH, cache=True)
-def draw_lanes(windows, split, settings, syn0, syn1neg, scratch):  # pragma: no cover - compiled
+def draw_lanes(windows, split, settings, syn0, syn1, syn1neg, scratch):  # pragma: no cover - compiled
     """Each lane draws its noise words and, for the deterministic merge, marks the rows it will touch."""
     for t in prange(len(split.seeds)):
         draw_noise(windows, split.bounds[t], split.bounds[t + 1], settings, split.seeds[t], scratch.noise[t],
-                   settings.merge, syn0.touch[t], syn1neg.touch[t])
+                   settings.merge, syn0.touch[t], syn1.touch[t], syn1neg.touch[t])
 
 
 @njit(parallel=True, nogil=True, fastmath=FASTMATH, cache=True)
-def train_lanes(windows, split, settings, syn0, syn1neg, scratch, shared0, shared1):  # pragma: no cover - compiled
-    """Each lane copies the shared rows it touches, then trains its windows; returns the lanes' losses."""
+def train_lanes(windows, split, settings, syn0, syn1, syn1neg, scratch, shared):  # pragma: no cover - compiled
+    """Each lane copies the shared rows it touches (``shared``: how many of each matrix), then trains its windows;
+    returns the lanes' losses."""
     lanes = len(split.seeds)
     losses = np.zeros(lanes)
     for t in prange(lanes):
-        copy_shared_rows(syn0, settings.vocab, t, shared0)
-        copy_shared_rows(syn1neg, settings.vocab, t, shared1)
+        copy_shared_rows(syn0, settings.vocab, t, shared[0])
+        copy_shared_rows(syn1, settings.vocab, t, shared[1])
+        copy_shared_rows(syn1neg, settings.vocab, t, shared[2])
         losses[t] = train_windows(windows, split.bounds[t], split.bounds[t + 1], split.first_pairs[t], settings,
-                                  syn0, syn1neg, t, scratch)
+                                  syn0, syn1, syn1neg, t, scratch)
     return losses
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def train_chunk_lanes(windows, split, settings, syn0, syn1neg, scratch):  # pragma: no cover - compiled
+def train_chunk_lanes(windows, split, settings, syn0, syn1, syn1neg, scratch):  # pragma: no cover - compiled
     """Lane t trains windows split.bounds[t]..split.bounds[t+1]-1. With ``settings.merge``, rows that several lanes
-    touch are trained on private copies, whose changes are then added to the model in lane order. Returns
-    per-lane losses."""
-    draw_lanes(windows, split, settings, syn0, syn1neg, scratch)
-    merge = settings.merge
-    shared0 = find_shared_rows(syn0.touch, syn0.slot, syn0.words) if merge else 0
-    shared1 = find_shared_rows(syn1neg.touch, syn1neg.slot, syn1neg.words) if merge else 0
-    losses = train_lanes(windows, split, settings, syn0, syn1neg, scratch, shared0, shared1)
-    if merge:
-        merge_lanes(syn0, settings.vocab, shared0)
-        merge_lanes(syn1neg, settings.vocab, shared1)
+    touch are trained on private copies, whose changes are then added to the model in lane order. ``syn1`` (hs)
+    or ``syn1neg`` (negative) is an empty matrix when its objective is off. Returns per-lane losses."""
+    draw_lanes(windows, split, settings, syn0, syn1, syn1neg, scratch)
+    shared = np.zeros(3, dtype=np.int64)
+    if settings.merge:
+        shared[0] = find_shared_rows(syn0.touch, syn0.slot, syn0.words)
+        shared[1] = find_shared_rows(syn1.touch, syn1.slot, syn1.words)
+        shared[2] = find_shared_rows(syn1neg.touch, syn1neg.slot, syn1neg.words)
+    losses = train_lanes(windows, split, settings, syn0, syn1, syn1neg, scratch, shared)
+    if settings.merge:
+        merge_lanes(syn0, settings.vocab, shared[0])
+        merge_lanes(syn1, settings.vocab, shared[1])
+        merge_lanes(syn1neg, settings.vocab, shared[2])
     return losses
 
 
@@ -542,25 +594,28 @@ class CpuTrainer:
 
     @classmethod
     def from_params(cls, params: TrainParams, device: str, matrices: Matrices, noise: tuple[np.ndarray, np.ndarray],
-                    schedule: Schedule, group=None) -> "CpuTrainer":
+                    schedule: Schedule, group=None, tree: HuffmanTree | None = None) -> "CpuTrainer":
         if group is not None:  # training.trainer_class gives several processes the torch trainer
             raise ValueError("the CPU kernel trains in one process (its lanes are threads)")
         return cls(matrices, noise, params.negative, schedule, worker_count(params.threads), params.deterministic,
-                   params.shared_negatives, params.sync_every, cbow=params.cbow_mode)
+                   params.shared_negatives, params.sync_every, cbow=params.cbow_mode, tree=tree)
 
     def __init__(self, matrices: Matrices, noise: tuple[np.ndarray, np.ndarray], negative: int, schedule: Schedule,
                  lanes: int, deterministic: bool, shared_negatives: bool = True, chunk_pairs: int = 65536,
-                 cbow: int = 0) -> None:
+                 cbow: int = 0, tree: HuffmanTree | None = None) -> None:
         import numba
 
+        check_objectives(matrices, negative, tree)
         numba.set_num_threads(min(lanes, numba.config.NUMBA_NUM_THREADS))
         self.names = tuple(matrices)
         self.lanes, self.deterministic, self.cbow = lanes, deterministic, cbow
         self.shared = shared_negatives or cbow > 0  # CBOW draws its noise per window
         merge = deterministic and lanes > 1  # one lane is sequential SGD: nothing to merge
         self.vocab, self.dim = matrices[INPUT].shape
+        self.tree = tree if tree is not None else HuffmanTree(np.zeros(1, np.int64), np.zeros(0, np.int32),
+                                                              np.zeros(0, np.uint8))
         self.settings = Settings(self.vocab, negative, self.shared, cbow, merge, schedule.alpha, schedule.step,
-                                 schedule.min_alpha, *noise)
+                                 schedule.min_alpha, *noise, tree is not None, *self.tree)
         # Pairs per chunk: how often the lanes' copies of shared rows are merged. The lanes' changes of a row are
         # summed, which overshoots once each lane has moved a row many times on its own: a small vocabulary is
         # merged more often (measured: 40 words diverge at 20,000 pairs per merge, train well at 2,000).
@@ -569,10 +624,12 @@ class CpuTrainer:
         # A chunk ends within one window past chunk_size: that bounds what a lane can touch and draw.
         self.max_pairs = max_pairs = self.chunk_size + MAX_CONTEXT
         # The most rows of each matrix one lane can touch in a chunk: its private copies of shared rows.
-        touched = {INPUT: max_pairs, NEGATIVE: max_pairs * (negative + 1)}
-        self.rows = {name: self._rows(matrix, min(self.vocab, touched[name]) if merge else 0, width)
-                     for name, matrix in matrices.items()}
-        targets = negative + 1
+        touched = {INPUT: max_pairs, HIERARCHICAL: max_pairs * self.tree.longest, NEGATIVE: max_pairs * (negative + 1)}
+        self.rows = {name: self._rows(matrices[name], min(self.vocab, touched[name]) if merge else 0, width)
+                     if name in matrices else self._rows(np.zeros((0, self.dim), np.float32), 0, width)
+                     for name in (INPUT, HIERARCHICAL, NEGATIVE)}
+        # The most targets of one step: a path, or the center and its noise words.
+        targets = max(self.tree.longest, negative + 1 if negative else 0)
         # Per-lane scratch: each lane's part padded to its own cache lines (two lanes writing one line would make it
         # bounce between their cores on every write).
         self.scratch = Scratch(
@@ -589,18 +646,22 @@ class CpuTrainer:
     def _rows(self, matrix: np.ndarray, capacity: int, width: int) -> Rows:
         """The matrix padded to ``width`` floats a row, followed by ``capacity`` private rows per lane, with the
         lanes' bookkeeping (np.zeros commits memory only for the rows used; the padding stays zero)."""
-        padded_matrix = cache_aligned_zeros((self.vocab + self.lanes * capacity, width))
-        padded_matrix[:self.vocab, :self.dim] = matrix
+        rows = len(matrix)  # the vocabulary, or 0 for the matrix of an objective that is off
+        padded_matrix = cache_aligned_zeros((rows + self.lanes * capacity, width))
+        padded_matrix[:rows, :self.dim] = matrix
         # A bit per word and lane, each lane's set on cache lines of its own.
-        marks = -(-self.vocab // 512) * 8 if self.settings.merge else 0
+        marks = -(-rows // 512) * 8 if self.settings.merge else 0
         return Rows(padded_matrix, cache_aligned_zeros((self.lanes, marks), np.uint64),
-                    np.full(self.vocab, -1, dtype=np.int64), np.zeros(capacity, dtype=np.int64), capacity)
+                    np.full(rows, -1, dtype=np.int64), np.zeros(capacity, dtype=np.int64), capacity)
 
     def describe(self) -> str:
         mode = "deterministic" if self.deterministic else "Hogwild"
         noise = "noise shared per window" if self.shared else "noise per pair"
         model = ("CBOW, " + ("mean" if self.cbow == 2 else "sum") + " of the contexts, ") if self.cbow else ""
-        return f"{model}{mode}, {self.lanes} lane{'s' if self.lanes > 1 else ''}, {noise}"
+        objective = describe_objectives(self.settings.hs, self.settings.negative)
+        if self.settings.negative:
+            objective += f", {noise}"
+        return f"{model}{objective}, {mode}, {self.lanes} lane{'s' if self.lanes > 1 else ''}"
 
     def prepare(self, shard: WindowShard) -> None:
         """Compile (or load from numba's cache) the kernel for this shard's id type before the clock starts."""
@@ -622,7 +683,7 @@ class CpuTrainer:
         bounds = lo + equal_pair_bounds(cumulative, self.lanes)
         split = Split(bounds, first_pair + cumulative[bounds - lo], seeds)
         windows = Windows(shard.tokens, shard.center, shard.left, shard.right)
-        return windows, split, self.settings, self.rows[INPUT], self.rows[NEGATIVE], self.scratch
+        return windows, split, self.settings, *self.rows.values(), self.scratch
 
     def agree(self, stop: bool) -> bool:
         return stop  # one process: nobody else to agree with

@@ -200,7 +200,10 @@ class TrainParams(Section):
                        help="skipgram: each context word predicts the center; cbow: the contexts together predict it")
     cbow_mean: bool = param(True, help="cbow: the mean of the context vectors (false: their sum), as word2vec/gensim")
     dim: int = param(100, ge=1, help="vector size")
-    negative: int = param(5, ge=1, help="noise words per (center, context) pair")
+    hs: bool = param(False, help="hierarchical softmax: predict the center by its path in a Huffman tree of the "
+                                 "counts (output matrix syn1), as word2vec -hs 1 / gensim hs=1")
+    negative: int = param(5, ge=0, help="negative sampling: noise words per (center, context) pair (output matrix "
+                                        "syn1neg); 0 = off, with hs: true")
     shared_negatives: bool = param(True, help="one draw of noise words per window, shared by its contexts "
                                               "(false: a fresh draw per pair, as word2vec.c)")
     ns_exponent: float = param(0.75, ge=-2.0, le=2.0, help="noise words drawn with probability ∝ count^ns_exponent")
@@ -225,6 +228,10 @@ class TrainParams(Section):
         return 0 if self.model == "skipgram" else 2 if self.cbow_mean else 1
 
     def check(self, section: str) -> None:
+        if not self.hs and self.negative == 0:
+            raise ParamError(f"{section}.hs = false and {section}.negative = 0 leave no output layer to train: set "
+                             f"{section}.negative >= 1 (negative sampling) or {section}.hs: true (hierarchical "
+                             f"softmax), or both")
         if self.min_alpha > self.alpha:
             raise ParamError(f"{section}.min_alpha = {self.min_alpha!r} is above {section}.alpha = {self.alpha!r}: "
                              f"the learning rate decays from alpha down to min_alpha")

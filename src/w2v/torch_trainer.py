@@ -30,7 +30,8 @@ import os
 import numpy as np
 import torch
 
-from w2v.matrices import INPUT, NEGATIVE, Matrices
+from w2v.huffman import HuffmanTree
+from w2v.matrices import HIERARCHICAL, INPUT, NEGATIVE, Matrices, check_objectives
 from w2v.params import TrainParams
 from w2v.sgns import Schedule
 from w2v.shards import WindowShard
@@ -53,14 +54,16 @@ class TorchTrainer:
 
     @classmethod
     def from_params(cls, params: TrainParams, device: str, matrices: Matrices, noise: tuple[np.ndarray, np.ndarray],
-                    schedule: Schedule, group=None) -> "TorchTrainer":
+                    schedule: Schedule, group=None, tree: HuffmanTree | None = None) -> "TorchTrainer":
         return cls(matrices, noise, params.negative, schedule, device, params.batch_size, params.deterministic,
                    params.shared_negatives, group=group,
-                   chunk_pairs=params.process_sync_every if group is not None else CHUNK_PAIRS, cbow=params.cbow_mode)
+                   chunk_pairs=params.process_sync_every if group is not None else CHUNK_PAIRS, cbow=params.cbow_mode,
+                   tree=tree)
 
     def __init__(self, matrices: Matrices, noise: tuple[np.ndarray, np.ndarray], negative: int, schedule: Schedule,
                  device: str, batch_size: int, deterministic: bool, shared_negatives: bool = True, group=None,
-                 chunk_pairs: int = CHUNK_PAIRS, cbow: int = 0) -> None:
+                 chunk_pairs: int = CHUNK_PAIRS, cbow: int = 0, tree: HuffmanTree | None = None) -> None:
+        check_objectives(matrices, negative, tree)
         self.device = torch.device(device)
         if deterministic:
             # cuBLAS is deterministic only with a fixed workspace (read when its handle is made), and index_add_
@@ -88,6 +91,8 @@ class TorchTrainer:
         self.generator = torch.Generator(device=self.device)
         self.negative_label = torch.zeros(negative + 1, device=self.device)  # the center, then the noise words
         self.negative_label[0] = 1.0
+        if tree is not None:
+            self.paths, self.path_labels, self.path_keep = self.padded_paths(tree)
         self._tokens_of: WindowShard | None = None
         if group is not None:
             group.start(self.weights)
@@ -120,6 +125,26 @@ class TorchTrainer:
         context = torch.where(valid, tokens[position], self.vocab)
         return context, tokens[center.long()]
 
+    def padded_paths(self, tree: HuffmanTree) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every word's path as a row of (V, longest): its inner nodes, padded with row V - 1 of syn1 (no inner
+        node has it), their labels 1 - code, and which count (1 on the path, 0 on the padding)."""
+        lengths = np.diff(tree.start)
+        column = np.arange(tree.longest)[None, :]
+        keep = column < lengths[:, None]
+        points = np.full(keep.shape, self.vocab - 1, dtype=np.int64)
+        points[keep] = tree.points
+        labels = np.zeros(keep.shape, dtype=np.float32)
+        labels[keep] = 1.0 - tree.codes
+        return (torch.from_numpy(points).to(self.device), torch.from_numpy(labels).to(self.device),
+                torch.from_numpy(keep.astype(np.float32)).to(self.device))
+
+    def path_targets(self, center: torch.Tensor, steps: int):
+        """Hierarchical softmax's targets of B windows: the centers' paths (B, S, L), their labels (B, 1, L) and
+        which count, for S = ``steps`` (1 shared by the window's contexts, or M, one per pair)."""
+        targets = self.paths[center][:, None, :].expand(-1, steps, -1)
+        keep = self.path_keep[center][:, None, :].expand(-1, steps, -1)
+        return targets, self.path_labels[center][:, None, :], keep
+
     def negative_targets(self, center: torch.Tensor, noise: torch.Tensor):
         """Negative sampling's targets of B windows, noise (B, S, K): the center, then its noise words (B, S, 1 + K),
         their labels (1 for the center, 0 for a noise word) and which count (a noise word equal to the center
@@ -138,11 +163,16 @@ class TorchTrainer:
         syn0 = self.weights[INPUT]
         x = syn0[context]  # (B, M, d)
         rows = {INPUT: context.reshape(-1)}
-        layers = {NEGATIVE: self.negative_targets(center, noise)}
+        layers = {}
+        if HIERARCHICAL in self.weights:
+            layers[HIERARCHICAL] = self.path_targets(center, noise.shape[1])
+        if NEGATIVE in self.weights:
+            layers[NEGATIVE] = self.negative_targets(center, noise)
         grad_x, loss, changes = None, None, {}
         for name, (targets, label, keep) in layers.items():
             y = self.weights[name][targets]  # (B, S, T, d)
             if self.cbow:
+                label = label if label.dim() == 1 else label[:, 0]
                 change_x, change_y, layer_loss = self.cbow_gradients(x, y[:, 0], mask, label, keep[:, 0], lr)
             else:
                 change_x, change_y, layer_loss = self.skipgram_gradients(x, y, mask, label, keep, lr)

@@ -29,6 +29,7 @@ from typing import Callable, ClassVar, Protocol
 import numpy as np
 
 from w2v.errors import W2VError
+from w2v.huffman import HuffmanTree
 from w2v.matrices import Matrices
 from w2v.params import TrainParams
 from w2v.sgns import Schedule
@@ -49,8 +50,9 @@ class Trainer(Protocol):
 
     @classmethod
     def from_params(cls, params: TrainParams, device: str, matrices: Matrices, noise: tuple[np.ndarray, np.ndarray],
-                    schedule: Schedule, group=None) -> "Trainer":
-        """``group``: this process's :class:`w2v.distributed.Group` when training runs in several."""
+                    schedule: Schedule, group=None, tree: HuffmanTree | None = None) -> "Trainer":
+        """``noise``: negative sampling's alias table; ``tree``: hierarchical softmax's (when ``train.hs``);
+        ``group``: this process's :class:`w2v.distributed.Group` when training runs in several."""
 
     def describe(self) -> str: ...
 
@@ -291,9 +293,13 @@ def fingerprint(params: TrainParams, trainer: type[Trainer], lanes: int, device:
     return json.dumps(key, sort_keys=True)
 
 
-def check_vocabulary(vocab_path: Path, vocab_size: int, manifest: PairManifest, negative: int) -> None:
-    """SGNS draws ``negative`` noise words other than the context: fewer than negative + 1 words cannot work."""
-    if vocab_size < negative + 1:
+def check_vocabulary(vocab_path: Path, vocab_size: int, manifest: PairManifest, negative: int, hs: bool) -> None:
+    """Negative sampling draws ``negative`` noise words other than the center: fewer than negative + 1 words cannot
+    work; a Huffman tree needs two words."""
+    if hs and vocab_size < 2:
+        raise W2VError(f"{vocab_path}: only {vocab_size} word(s) in the vocabulary, fewer than the 2 a Huffman tree "
+                       f"needs (train.hs): lower vocab.min_count, or use a larger corpus")
+    if negative and vocab_size < negative + 1:
         raise W2VError(f"{vocab_path}: only {vocab_size} word(s) in the vocabulary, fewer than train.negative + 1 = "
                        f"{negative + 1}: lower vocab.min_count (or train.negative), or use a larger corpus")
     if manifest.vocab_size != vocab_size:
