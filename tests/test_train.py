@@ -589,6 +589,26 @@ def test_a_skipgram_hs_window_step_equals_autograd(tiny_model, engine, negative)
         np.testing.assert_allclose(got[name], (w[name] - 0.1 * w[name].grad).detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("engine", ["shared-noise", "per-pair", "cbow-mean", "torch", "torch-per-pair",
+                                    "torch-cbow-mean"])
+def test_a_saturated_hs_unit_is_not_trained_but_counts_in_the_loss(engine):
+    """word2vec.c's and gensim's rule: a path unit whose |score| is 6 or more takes no step (their sigmoid table
+    ends there); negative sampling has no such rule."""
+    syn0 = np.zeros((6, 4), np.float32)
+    syn0[2] = syn0[3] = [1.0, 1.0, 1.0, 1.0]
+    syn1 = np.zeros((6, 4), np.float32)
+    nodes, _ = __import__("w2v.huffman", fromlist=["huffman_tree"]).huffman_tree(HS_COUNTS).path(1)
+    syn1[nodes[0]] = [2.0, 2.0, 2.0, 2.0]  # score 8 at the root; the other units score 0
+    shard = WindowShard(np.array([2, 1, 3], np.uint16), np.array([1], np.uint32), np.array([1], np.uint8),
+                        np.array([1], np.uint8))
+    trainer = hs_trainer(engine, {"syn0": syn0, "syn1": syn1}, 0, Schedule(0.1, 0.1, 2))
+    loss = trainer.train_chunk(shard, 0, 1, 0, SEEDS[:1])
+    got = trainer.matrices()["syn1"]
+    np.testing.assert_array_equal(got[nodes[0]], syn1[nodes[0]])  # the saturated root did not move
+    assert all((got[n] != 0).any() for n in nodes[1:])  # the others did
+    assert loss > 0 and np.isfinite(loss)
+
+
 @pytest.mark.parametrize("engine", ["shared-noise", "torch"])
 def test_a_two_context_hs_window_is_one_step_of_the_summed_loss(tiny_model, engine):
     syn0, syn1 = tiny_model

@@ -61,6 +61,11 @@ MAX_CONTEXT = 2 * MAX_WINDOW
 MERGE_PAIRS_PER_WORD = 50
 CACHE_LINE = 64
 SEPARATE = 16  # 8-byte items: 128 bytes, two cache lines
+# A unit of hierarchical softmax whose |score| reaches MAX_EXP is not trained (word2vec.c's and gensim's rule:
+# their sigmoid table ends there); the label bit SKIP_SATURATED marks such targets. Negative sampling has no such
+# rule (their table clips the sigmoid, which the exact one matches to 0.25%).
+MAX_EXP = np.float32(6.0)
+SKIP_SATURATED = 2
 PREFETCH = 2  # windows ahead whose rows are brought into the cache (measured: 2 beats 1 with 354k words)
 
 
@@ -158,8 +163,9 @@ class Rows(NamedTuple):
 
 class Scratch(NamedTuple):
     """Each lane's working memory (the first axis is the lane): its noise words, then for one window the rows of
-    its contexts (rows0) and targets (rows1, labels: 1 for the word to predict, 0 for a noise word), the scores'
-    gains (m × targets), sigmoids and softpluses (m·targets), the contexts' changes (m × dim) and one vector."""
+    its contexts (rows0) and targets (rows1, labels: bit 1 set for the word to predict, clear for a noise word;
+    bit 2 :data:`SKIP_SATURATED`), the scores' gains (m × targets), sigmoids and softpluses (m·targets), the
+    contexts' changes (m × dim) and one vector."""
 
     noise: np.ndarray
     rows0: np.ndarray
@@ -255,9 +261,12 @@ def copy_shared_rows(rows, vocab, lane, shared):  # pragma: no cover - compiled
 
 
 @njit(fastmath=FASTMATH, inline="always")
-def _gain(label, sigma, lr):  # pragma: no cover - compiled
-    """The step of a score: (1 - σ)·lr towards a word to predict, -σ·lr away from a noise word."""
-    return (np.float32(1.0) - sigma) * lr if label else -sigma * lr
+def _gain(label, score, sigma, lr):  # pragma: no cover - compiled
+    """The step of a score: (1 - σ)·lr towards a word to predict (label bit 1), -σ·lr away from a noise word; none
+    for a unit of hierarchical softmax (label bit 2) whose score is saturated, as word2vec.c and gensim skip it."""
+    if label & SKIP_SATURATED and (score >= MAX_EXP or score <= -MAX_EXP):
+        return np.float32(0.0)
+    return (np.float32(1.0) - sigma) * lr if label & 1 else -sigma * lr
 
 
 @njit(fastmath=FASTMATH, inline="always")
@@ -277,8 +286,9 @@ def _shared_window(m0, m1, rows0, rows1, labels, m, targets, lr, gain, sigma, so
     loss = 0.0
     for i in range(m):  # -log σ(f) for a word to predict, -log σ(-f) for a noise word
         for j in range(targets):
-            loss += softplus_minus_f[i * width + j] if labels[j] else softplus_f[i * width + j]
-            gain[i, j] = _gain(labels[j], sigma[i * width + j], lr)
+            e = i * width + j
+            loss += softplus_minus_f[e] if labels[j] & 1 else softplus_f[e]
+            gain[i, j] = _gain(labels[j], scores[e], sigma[e], lr)  # the score's slot: read, then overwritten
     for i in range(m):
         accumulate(delta[i], gain[i, :targets], m1, rows1, targets)
     for j in range(targets):
@@ -318,10 +328,30 @@ def _cbow_targets(h, m1, rows1, labels, targets, lr, grad, scores, sigma, softpl
             if rows1[k] == rows1[j]:  # moved since its score was taken
                 sigma[j], softplus_f[j], softplus_minus_f[j] = sigmoid_softplus32(dot(h, y))
                 break
-        loss += softplus_minus_f[j] if labels[j] else softplus_f[j]
-        g = _gain(labels[j], sigma[j], lr)
+        loss += softplus_minus_f[j] if labels[j] & 1 else softplus_f[j]
+        g = _gain(labels[j], scores[j], sigma[j], lr)
         _axpy(g, y, grad)
         _axpy(g, h, y)
+    return loss
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def _cbow_path(h, m1, rows1, labels, targets, lr, grad, scores, sigma, softplus):  # pragma: no cover
+    """:func:`_cbow_targets` for targets known to be distinct (a path's inner nodes): no target's score changes
+    before its turn, so the gains are all known first and h's error is gathered in one pass over the rows
+    (:func:`w2v.portable_math.accumulate`, the same sums in the same order). Returns the loss."""
+    for j in range(targets):
+        scores[j] = dot(h, m1[rows1[j]])
+    softplus_f, softplus_minus_f = softplus[0], softplus[1]
+    for j in range(targets):
+        sigma[j], softplus_f[j], softplus_minus_f[j] = sigmoid_softplus32(scores[j])
+    loss = 0.0
+    for j in range(targets):
+        loss += softplus_minus_f[j] if labels[j] & 1 else softplus_f[j]
+        scores[j] = _gain(labels[j], scores[j], sigma[j], lr)  # the score's slot now holds its gain
+    accumulate(grad, scores[:targets], m1, rows1, targets)
+    for j in range(targets):
+        _axpy(scores[j], h, m1[rows1[j]])
     return loss
 
 
@@ -341,11 +371,15 @@ def _cbow_apply(m0, rows0, m, mean, grad):  # pragma: no cover - compiled
 def _pair_step(x, y, label, lr, grad):  # pragma: no cover - compiled
     """One (input x, target y) step of word2vec.c: y moves now, x's change is gathered in ``grad``. Returns the
     loss term."""
-    sigma, softplus_f, softplus_minus_f = sigmoid_softplus32(dot(x, y))
-    g = (np.float32(label) - sigma) * lr
+    f = dot(x, y)
+    sigma, softplus_f, softplus_minus_f = sigmoid_softplus32(f)
+    loss = np.float64(softplus_minus_f if label & 1 else softplus_f)
+    if label & SKIP_SATURATED and (f >= MAX_EXP or f <= -MAX_EXP):
+        return loss
+    g = (np.float32(label & 1) - sigma) * lr
     _axpy(g, y, grad)
     _axpy(g, x, y)
-    return np.float64(softplus_minus_f if label else softplus_f)
+    return loss
 
 
 @njit(fastmath=FASTMATH, inline="always")
@@ -364,12 +398,12 @@ def _negative_targets(c, noise, drawn, settings, rows, lane, rows1, labels):  # 
 @njit(fastmath=FASTMATH, inline="always")
 def _path_targets(c, settings, rows, lane, rows1, labels):  # pragma: no cover - compiled
     """Hierarchical softmax's targets for center c: the inner nodes on its path, each trained towards the label
-    1 - code (word2vec.c's and gensim's rule). Returns how many."""
+    1 - code, and left alone while its score is saturated (word2vec.c's and gensim's rules). Returns how many."""
     first = settings.path_start[c]
     targets = settings.path_start[c + 1] - first
     for j in range(targets):
         rows1[j] = _row(np.int64(settings.points[first + j]), lane, settings.vocab, rows)
-        labels[j] = 1 - settings.codes[first + j]
+        labels[j] = (1 - settings.codes[first + j]) | SKIP_SATURATED
     return targets
 
 
@@ -418,7 +452,7 @@ def train_windows(windows, lo, hi, first_pair, settings, syn0, syn1, syn1neg, la
                 grad[:] = 0.0
                 if hs:
                     targets = _path_targets(c, settings, syn1, lane, rows1, labels)
-                    loss += m * _cbow_targets(h, m_hs, rows1, labels, targets, lr, grad, gain[0], sigma, softplus)
+                    loss += m * _cbow_path(h, m_hs, rows1, labels, targets, lr, grad, gain[0], sigma, softplus)
                 if negative:
                     targets = _negative_targets(c, noise, drawn, settings, syn1neg, lane, rows1, labels)
                     drawn += negative

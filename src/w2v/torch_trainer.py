@@ -38,6 +38,7 @@ from w2v.shards import WindowShard
 from w2v.training import chunk_ends, equal_pair_bounds
 
 ROW_CAP = 64.0
+MAX_EXP = 6.0  # a unit of hierarchical softmax whose |score| reaches this is not trained (w2v.cpu_trainer)
 CHUNK_PAIRS = 1 << 20
 
 
@@ -171,11 +172,12 @@ class TorchTrainer:
         grad_x, loss, changes = None, None, {}
         for name, (targets, label, keep) in layers.items():
             y = self.weights[name][targets]  # (B, S, T, d)
+            skip = name == HIERARCHICAL  # a saturated unit is left alone, as word2vec.c and gensim do
             if self.cbow:
                 label = label if label.dim() == 1 else label[:, 0]
-                change_x, change_y, layer_loss = self.cbow_gradients(x, y[:, 0], mask, label, keep[:, 0], lr)
+                change_x, change_y, layer_loss = self.cbow_gradients(x, y[:, 0], mask, label, keep[:, 0], lr, skip)
             else:
-                change_x, change_y, layer_loss = self.skipgram_gradients(x, y, mask, label, keep, lr)
+                change_x, change_y, layer_loss = self.skipgram_gradients(x, y, mask, label, keep, lr, skip)
             grad_x = change_x if grad_x is None else grad_x + change_x
             loss = layer_loss if loss is None else loss + layer_loss
             rows[name], changes[name] = targets.reshape(-1), change_y
@@ -188,7 +190,7 @@ class TorchTrainer:
             self.weights[name].index_add_(0, index, changes[name].reshape(-1, dim) * scale[index, None])
         return loss
 
-    def cbow_gradients(self, x, y, mask, label, keep, lr):
+    def cbow_gradients(self, x, y, mask, label, keep, lr, skip_saturated=False):
         """CBOW on B windows: the sum or mean h of the contexts (B, d) against the targets y (B, T, d) with their
         labels. Returns (change of x, change of y, loss with each window counted once per context)."""
         count = mask.sum(1, keepdim=True)  # (B, 1)
@@ -199,12 +201,14 @@ class TorchTrainer:
         sign = 1.0 - 2.0 * label  # -log σ(f) for a word to predict, -log σ(-f) for a noise word
         loss = (torch.nn.functional.softplus(sign * f) * keep * count).sum(dtype=torch.float64)
         g = (label - torch.sigmoid(f)) * keep * lr[:, None]
+        if skip_saturated:
+            g = g * (f.abs() < MAX_EXP)
         grad_h = torch.bmm(g[:, None, :], y).squeeze(1)  # (B, d)
         if self.cbow == 1:
             grad_h = grad_h / count.clamp_min(1)
         return grad_h[:, None, :] * mask[:, :, None], g[:, :, None] * h[:, None, :], loss
 
-    def skipgram_gradients(self, x, y, mask, label, keep, lr):
+    def skipgram_gradients(self, x, y, mask, label, keep, lr, skip_saturated=False):
         """Skip-gram on B windows: each context row x (B, M, d) against the targets y (B, S, T, d) with their
         labels. Returns (change of x, change of y, loss)."""
         if self.shared:
@@ -215,6 +219,8 @@ class TorchTrainer:
         sign = 1.0 - 2.0 * label
         loss = (torch.nn.functional.softplus(sign * f) * weight).sum(dtype=torch.float64)
         g = (label - torch.sigmoid(f)) * weight * lr[:, None, None]
+        if skip_saturated:
+            g = g * (f.abs() < MAX_EXP)
         if self.shared:
             grad_x = torch.bmm(g, y[:, 0])  # (B, M, d)
             grad_y = torch.bmm(g.transpose(1, 2), x)  # (B, T, d)
