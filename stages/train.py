@@ -53,21 +53,24 @@ log = logging.getLogger("w2v.train")
 def main() -> None:
     params = pipeline.stage_params("train")
     pipeline.require(pipeline.PAIRS / MANIFEST, pipeline.VOCAB_TABLE)
-    group = None
-    if params.processes > 1:
-        from w2v import distributed
-
-        group = distributed.Group.from_env()
-        if group is None:
-            sys.exit(distributed.relaunch(params.processes, __spec__.name if __spec__ else "stages.train",
-                                          worker_count(params.threads)))
-        distributed.check_world(group, params.processes)
+    # Every check that can fail comes before torchrun starts the processes: one clear line, not one per process
+    # and torchrun's traceback.
     manifest = PairManifest.read(pipeline.PAIRS)
     vocab = read_vocab(pipeline.VOCAB_TABLE, ["word", "count"])
     counts = vocab.column("count").to_numpy()
     check_vocabulary(pipeline.VOCAB_TABLE, len(counts), manifest, params.negative, params.hs)
     manifest.check_files(pipeline.PAIRS)
     device = resolve_device(params.device)
+    group = None
+    if params.processes > 1:
+        from w2v import distributed
+
+        group = distributed.Group.from_env()
+        if group is None:
+            distributed.check_devices(device, params.processes)
+            sys.exit(distributed.relaunch(params.processes, __spec__.name if __spec__ else "stages.train",
+                                          worker_count(params.threads)))
+        distributed.check_world(group, params.processes)
     # A process of a group trains on its own GPU; the device in the result is the kind, not the number.
     trainer_device = group.join(device) if group is not None else device
     main_process = group is None or group.is_main

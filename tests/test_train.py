@@ -495,6 +495,40 @@ def test_two_processes_train_hierarchical_softmax(tmp_path, write_params, monkey
     assert within_minus_across(np.load(tmp_path / "data/model/vectors.npy"), group=30) > 0.3
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when no GPU is visible")
+def test_processes_on_cuda_without_a_gpu_is_one_line_before_torchrun_starts(tmp_path, write_params, monkeypatch):
+    write_params({"train": {"device": "cuda", "processes": 2}})
+    monkeypatch.chdir(tmp_path)
+    make_inputs(tmp_path)
+    done = run_stage_process(tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "train.device = 'cuda' but torch sees no CUDA GPU" in lines[0], done.stderr
+    assert "torch.distributed.run" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_kernel_is_ready_before_the_progress_bar_starts(project, monkeypatch):
+    """The bar's rate and ETA count training only: compiling the kernel inside its first step made it promise
+    13 hours."""
+    import tqdm
+
+    events = []
+    original_bar, original_prepare = tqdm.tqdm, CpuTrainer.prepare
+
+    def bar(*args, **kwargs):
+        events.append("bar")
+        return original_bar(*args, **kwargs)
+
+    def prepare(self, shard):
+        events.append("prepare")
+        return original_prepare(self, shard)
+
+    monkeypatch.setattr(tqdm, "tqdm", bar)
+    monkeypatch.setattr(CpuTrainer, "prepare", prepare)
+    run_stage()
+    assert events[:2] == ["prepare", "bar"]
+
+
 def test_a_world_other_than_train_processes_is_refused():
     from w2v.distributed import Group, check_world
 

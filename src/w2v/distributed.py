@@ -126,6 +126,14 @@ def check_world(group: "Group | None", processes: int) -> None:
                        f"train.processes to {world}, or start torchrun with {processes} processes in all")
 
 
+def check_devices(device: str, processes: int) -> None:
+    """On one machine, one process per GPU: there must be as many GPUs as processes."""
+    if device == "cuda" and torch.cuda.device_count() < processes:
+        raise W2VError(f"train.processes = {processes} on train.device = 'cuda' needs {processes} GPUs on this "
+                       f"machine, torch sees {torch.cuda.device_count()}: lower train.processes, or start the "
+                       f"stage with torchrun across machines yourself")
+
+
 def relaunch(processes: int, module: str, threads: int) -> int:
     """Run ``python -m module`` in ``processes`` processes on this machine under torchrun, each with its share of
     ``threads`` CPU threads; return torchrun's exit code."""

@@ -204,6 +204,8 @@ def train(trainer: Trainer, manifest: PairManifest, pairs_dir: Path, params: Tra
     while len(progress.epoch_loss) < epochs:
         progress.epoch_loss.append(0.0)
         progress.epoch_pairs.append(0)
+    if progress.next_shard < len(shards):  # compile (or load) the kernel before the bar's clock starts
+        trainer.prepare(read_window_shard(Path(pairs_dir) / shards[progress.next_shard][1].file))
     last_checkpoint = time.monotonic()
     bar = tqdm(total=total, initial=progress.pairs_done, unit="pair", unit_scale=True, desc="train",
                smoothing=0.05, mininterval=1.0, dynamic_ncols=True, disable=not show_progress)
