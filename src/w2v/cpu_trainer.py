@@ -309,6 +309,15 @@ def _cbow_hidden(m0, rows0, m, mean, h):  # pragma: no cover - compiled
 
 
 @njit(fastmath=FASTMATH, inline="always")
+def _score_targets(h, m1, rows1, targets, scores, sigma, softplus):  # pragma: no cover - compiled
+    """The score h·y of each target, then its σ and softpluses in one pass of independent evaluations."""
+    for j in range(targets):
+        scores[j] = dot(h, m1[rows1[j]])
+    for j in range(targets):
+        sigma[j], softplus[0][j], softplus[1][j] = sigmoid_softplus32(scores[j])
+
+
+@njit(fastmath=FASTMATH, inline="always")
 def _cbow_targets(h, m1, rows1, labels, targets, lr, grad, scores, sigma, softplus):  # pragma: no cover
     """CBOW: h predicts the targets (rows1 of m1, with their labels) one after the other, as word2vec.c does; each
     target moves now, h's error is added to ``grad``. Returns the loss.
@@ -316,11 +325,8 @@ def _cbow_targets(h, m1, rows1, labels, targets, lr, grad, scores, sigma, softpl
     h does not change while the targets are trained, so a target's score is the same before and after the targets
     ahead of it have moved, unless it is one of them again (a noise word drawn twice): all scores and their
     sigmoids are computed first, in one pass of independent evaluations, and only a repeated target's is redone."""
-    for j in range(targets):
-        scores[j] = dot(h, m1[rows1[j]])
+    _score_targets(h, m1, rows1, targets, scores, sigma, softplus)
     softplus_f, softplus_minus_f = softplus[0], softplus[1]
-    for j in range(targets):
-        sigma[j], softplus_f[j], softplus_minus_f[j] = sigmoid_softplus32(scores[j])
     loss = 0.0
     for j in range(targets):
         y = m1[rows1[j]]
@@ -340,11 +346,8 @@ def _cbow_path(h, m1, rows1, labels, targets, lr, grad, scores, sigma, softplus)
     """:func:`_cbow_targets` for targets known to be distinct (a path's inner nodes): no target's score changes
     before its turn, so the gains are all known first and h's error is gathered in one pass over the rows
     (:func:`w2v.portable_math.accumulate`, the same sums in the same order). Returns the loss."""
-    for j in range(targets):
-        scores[j] = dot(h, m1[rows1[j]])
+    _score_targets(h, m1, rows1, targets, scores, sigma, softplus)
     softplus_f, softplus_minus_f = softplus[0], softplus[1]
-    for j in range(targets):
-        sigma[j], softplus_f[j], softplus_minus_f[j] = sigmoid_softplus32(scores[j])
     loss = 0.0
     for j in range(targets):
         loss += softplus_minus_f[j] if labels[j] & 1 else softplus_f[j]
