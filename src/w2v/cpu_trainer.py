@@ -47,6 +47,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from w2v.huffman import MAX_EXP as HUFFMAN_MAX_EXP
 from w2v.huffman import HuffmanTree
 from w2v.matrices import HIERARCHICAL, INPUT, NEGATIVE, Matrices, check_objectives, describe_objectives
 from w2v.params import TrainParams, worker_count
@@ -61,10 +62,10 @@ MAX_CONTEXT = 2 * MAX_WINDOW
 MERGE_PAIRS_PER_WORD = 50
 CACHE_LINE = 64
 SEPARATE = 16  # 8-byte items: 128 bytes, two cache lines
-# A unit of hierarchical softmax whose |score| reaches MAX_EXP is not trained (word2vec.c's and gensim's rule:
-# their sigmoid table ends there); the label bit SKIP_SATURATED marks such targets. Negative sampling has no such
-# rule (their table clips the sigmoid, which the exact one matches to 0.25%).
-MAX_EXP = np.float32(6.0)
+# The label bit SKIP_SATURATED marks the targets of hierarchical softmax, which are not trained while their score is
+# saturated (w2v.huffman.MAX_EXP). Negative sampling has no such rule (word2vec.c's table clips the sigmoid, which
+# the exact one matches to 0.25%).
+MAX_EXP = np.float32(HUFFMAN_MAX_EXP)
 SKIP_SATURATED = 2
 PREFETCH = 2  # windows ahead whose rows are brought into the cache (measured: 2 beats 1 with 354k words)
 

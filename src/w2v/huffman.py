@@ -23,6 +23,10 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+# A unit whose |score| reaches MAX_EXP takes no step: word2vec.c's and gensim's rule (their sigmoid table ends
+# there), which both trainers follow.
+MAX_EXP = 6.0
+
 
 class HuffmanTree(NamedTuple):
     start: np.ndarray  # int64 (V + 1): word w's path is points[start[w]:start[w + 1]]

@@ -30,7 +30,7 @@ import os
 import numpy as np
 import torch
 
-from w2v.huffman import HuffmanTree
+from w2v.huffman import MAX_EXP, HuffmanTree
 from w2v.matrices import HIERARCHICAL, INPUT, NEGATIVE, Matrices, check_objectives
 from w2v.params import TrainParams
 from w2v.sgns import Schedule
@@ -38,7 +38,6 @@ from w2v.shards import WindowShard
 from w2v.training import chunk_ends, equal_pair_bounds
 
 ROW_CAP = 64.0
-MAX_EXP = 6.0  # a unit of hierarchical softmax whose |score| reaches this is not trained (w2v.cpu_trainer)
 CHUNK_PAIRS = 1 << 20
 
 
