@@ -1,14 +1,14 @@
 """The whole pipeline on a large Zipf corpus, stage by stage, with gensim's training beside ours.
 
     python bench/scale_bench.py [--tokens 30000000] [--corpus PATH | --sample-times N] [--epochs 1] [--threads 2]
-                                [--device cpu|cuda] [--set train.KEY=VALUE ...] [--keep DIR] [--skip-gensim]
+                                [--device cpu|cuda] [--set train|pairs.KEY=VALUE ...] [--keep DIR] [--skip-gensim]
 
 Makes the corpus with bench/zipf_corpus.py (its defaults: 30M tokens, about 360k words kept at min_count 5; the
 same arguments give the same bytes) unless ``--corpus`` names one (or ``--sample-times N``: the embedded sample,
 1.17M words, N times over), then runs download → train in a scratch project as DVC would (``python -m
 stages.NAME``, default params but ``download.source: file``, ``pairs.epochs`` and ``train.threads``; ``--device``
-and ``--set`` for the train section, e.g. a GPU with ``--device cuda --set train.batch_size=65536``, or ``--set
-train.processes=2``). Prints per stage: wall time, throughput (corpus tokens per second), peak RSS of its largest
+and ``--set`` for the train and pairs sections, e.g. ``--set pairs.order=text``, a GPU with ``--device cuda
+--set train.batch_size=65536``, or ``--set train.processes=2``). Prints per stage: wall time, throughput (corpus tokens per second), peak RSS of its largest
 process (the stage or one of its workers) and the disk its outputs take. Then gensim (``corpus_file`` mode, its
 fastest; same window, negative, sample, min_count, dim, epochs and threads) on the same file: vocabulary and
 training timed apart, peak RSS. Training speed is compared as the issue states it: raw corpus tokens × epochs ÷
@@ -97,25 +97,27 @@ def sample_times(times: int, directory: Path) -> Path:
     return corpus
 
 
-def train_overrides(settings: list[str]) -> dict:
-    """``train.KEY=VALUE`` settings as a dict of YAML-typed values."""
+def section_overrides(settings: list[str], section: str) -> dict:
+    """The ``SECTION.KEY=VALUE`` settings (train or pairs) of one section as a dict of YAML-typed values."""
     overrides = {}
     for setting in settings:
         key, _, value = setting.partition("=")
-        section, _, name = key.partition(".")
-        if section != "train" or not name or not _:
-            raise SystemExit(f"--set {setting!r}: expected train.KEY=VALUE")
-        overrides[name] = yaml.safe_load(value)
+        prefix, _, name = key.partition(".")
+        if prefix not in ("train", "pairs") or not name or not _:
+            raise SystemExit(f"--set {setting!r}: expected train.KEY=VALUE or pairs.KEY=VALUE")
+        if prefix == section:
+            overrides[name] = yaml.safe_load(value)
     return overrides
 
 
 def run_pipeline(corpus: Path, project: Path, epochs: int, threads: int, quiet: bool = False,
-                 min_count: int | None = None, device: str = "cpu", train: dict | None = None) -> dict:
+                 min_count: int | None = None, device: str = "cpu", train: dict | None = None,
+                 pairs: dict | None = None) -> dict:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["download"].update(source="file", path=str(corpus))
     if min_count is not None:
         params["vocab"]["min_count"] = min_count
-    params["pairs"]["epochs"] = epochs
+    params["pairs"].update(epochs=epochs, **(pairs or {}))
     params["train"].update(threads=threads, device=device, **(train or {}))
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -161,11 +163,11 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="run in (and keep) this project directory")
     parser.add_argument("--sample-times", type=int, metavar="N", help="the embedded sample N times over as corpus")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="train.device (default cpu)")
-    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="train.KEY=VALUE",
-                        help="another train param (repeatable)")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="another train or pairs param, e.g. pairs.order=text (repeatable)")
     parser.add_argument("--skip-gensim", action="store_true")
     args = parser.parse_args()
-    train = train_overrides(args.settings)
+    train, pairs = section_overrides(args.settings, "train"), section_overrides(args.settings, "pairs")
 
     with tempfile.TemporaryDirectory(prefix="scale-bench-") as scratch:
         scratch = Path(scratch)
@@ -175,8 +177,9 @@ def main() -> None:
         project.mkdir(parents=True, exist_ok=True)
         warm_up(corpus, scratch, args.threads)
         print(f"pipeline on {corpus} ({corpus.stat().st_size / 1e6:,.0f} MB), {args.epochs} epoch(s), "
-              f"{args.threads} threads, {os.cpu_count()} cores, train on {args.device} {train or ''}", flush=True)
-        ours = run_pipeline(corpus, project, args.epochs, args.threads, device=args.device, train=train)
+              f"{args.threads} threads, {os.cpu_count()} cores, train on {args.device} {train or ''} {pairs or ''}",
+              flush=True)
+        ours = run_pipeline(corpus, project, args.epochs, args.threads, device=args.device, train=train, pairs=pairs)
         gensim = None
         if not args.skip_gensim:
             print("  gensim ...", end=" ", flush=True)

@@ -159,9 +159,47 @@ def test_windows_are_shuffled_within_a_shard_and_shards_cut_by_pairs():
     assert np.all(np.abs(pairs[:-1] - 10_000) <= 10)  # cut where the running total passes each 10,000 pairs
     kept = np.arange(50_000)
     shard = make_shard(kept, position[: bounds[1]], left[: bounds[1]], right[: bounds[1]], np.dtype(np.uint16),
-                       shard_rng)
+                       "shuffled", shard_rng)
     assert sorted(shard.tokens[shard.center].tolist()) == position[: bounds[1]].tolist()  # a permutation
     assert abs(np.corrcoef(shard.center.astype(float), np.arange(shard.windows))[0, 1]) < 0.05
+
+
+def windows_of(out: Path, manifest: PairManifest, epoch: int) -> np.ndarray:
+    """An epoch's windows in training order: (shard, its center's position in the shard's text, left, right) rows,
+    the shard numbered by its place in the corpus (batch, piece)."""
+    rows = []
+    for info in manifest.epochs[epoch].shards:
+        shard = read_window_shard(out / info.file, expect=info)
+        batch, piece = (int(x) for x in Path(info.file).stem.split("-")[1:])
+        rows.append(np.stack([np.full(shard.windows, batch * 1000 + piece), shard.center.astype(np.int64),
+                              shard.left, shard.right], axis=1))
+    return np.concatenate(rows)
+
+
+def test_window_order_text_blocks_or_shuffled_orders_the_same_windows(tmp_path, corpus):
+    ids, counts = corpus
+    built = {order: build(tmp_path, ids, counts, order, epochs=2, shard_size=600, seed=3, order=order)
+             for order in ("shuffled", "blocks", "text")}
+    for epoch in range(2):
+        windows = {order: windows_of(out, manifest, epoch) for order, (out, manifest) in built.items()}
+        same = {order: sorted(map(tuple, w)) for order, w in windows.items()}
+        assert same["shuffled"] == same["blocks"] == same["text"]  # the same windows, only their order differs
+        text = windows["text"]
+        files = [s.file for s in built["text"][1].epochs[epoch].shards]
+        assert files == sorted(files)  # shards in the corpus's order
+        # Shard after shard, and within a shard the centers advance through the text.
+        assert np.all(np.diff(text[:, 0]) >= 0)
+        assert all(np.all(np.diff(text[text[:, 0] == s][:, 1]) > 0) for s in np.unique(text[:, 0]))
+        for order in ("shuffled", "blocks"):
+            assert not np.array_equal(windows[order], text)
+    centers = np.random.default_rng(0)
+    position = np.sort(centers.choice(100_000, 3000, replace=False))
+    shard = make_shard(np.arange(100_000), position, np.ones(3000, np.uint8), np.ones(3000, np.uint8),
+                       np.dtype(np.uint32), "blocks", unit_rng(0, 0, 0))
+    steps = np.diff(shard.center.astype(np.int64))
+    assert sorted(shard.center.tolist()) == (position - (position - 1).min()).tolist()
+    # 12 blocks (11 of 256 windows, one of 184) in a random order: the text runs on inside each, jumps between.
+    assert np.count_nonzero(steps < 0) in range(4, 12) and np.count_nonzero(steps > 0) >= 3000 - 12
 
 
 def test_tiny_corpora_still_give_a_manifest(tmp_path):

@@ -7,8 +7,10 @@ For each epoch and each batch of documents of the id file (a *unit*), with its o
 2. give each kept word a **dynamic window**: a reach ``b`` drawn uniformly from 1..``pairs.window``; its context
    is every kept word within distance ``b`` on either side, never across a document boundary (word2vec.c's and
    gensim's law: ``b`` is drawn per center, the text is the subsampled one);
-3. cut the windows, in text order, into shards of about ``pairs.shard_size`` pairs, **shuffle** each shard's
-   windows, and list the epoch's shards in a random order in the manifest (the order the trainer reads them).
+3. cut the windows, in text order, into shards of about ``pairs.shard_size`` pairs, and put them in training
+   order (``pairs.order``): ``shuffled`` **shuffles** each shard's windows, ``blocks`` shuffles runs of
+   :data:`BLOCK_WINDOWS` consecutive windows, and both list the epoch's shards in a random order in the
+   manifest (the order the trainer reads them); ``text`` keeps both in the corpus's order.
 
 Units are independent, so they run in parallel processes (``pairs.workers``) and a one-epoch run still uses
 every core; the output does not depend on how many there are. Memory is bounded by one batch of the id file.
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 
 NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 WINDOW_BYTES = 4 + 1 + 1  # center, left, right
+BLOCK_WINDOWS = 256  # pairs.order: blocks (about 1,500 words of text: measured in bench/NOTES.md, "Window order")
 
 
 def unit_rng(seed: int, epoch: int, batch: int | None = None) -> np.random.Generator:
@@ -81,12 +84,24 @@ def shard_bounds(pairs_per_window: np.ndarray, shard_size: int) -> np.ndarray:
     return np.unique(np.concatenate([[0], cuts, [len(pairs_per_window)]]))
 
 
+def window_order(windows: int, order: str, rng: np.random.Generator) -> np.ndarray:
+    """The training order of a shard's windows (given in text order): ``pairs.order``."""
+    if order == "shuffled":
+        return rng.permutation(windows)
+    if order == "blocks":  # consecutive windows share most of their rows: a block keeps them in the cache
+        blocks = rng.permutation(-(-windows // BLOCK_WINDOWS))
+        order = (blocks[:, None] * BLOCK_WINDOWS + np.arange(BLOCK_WINDOWS)).ravel()
+        return order[order < windows]  # the last block may be short
+    return np.arange(windows)
+
+
 def make_shard(kept: np.ndarray, position: np.ndarray, left: np.ndarray, right: np.ndarray, dtype: np.dtype,
-               rng: np.random.Generator) -> WindowShard:
-    """A shard of the given windows (in text order): the stretch of text they read, and the windows shuffled."""
+               order: str, rng: np.random.Generator) -> WindowShard:
+    """A shard of the given windows (in text order): the stretch of text they read, and the windows in training
+    order (``pairs.order``)."""
     start = int((position - left).min())
     end = int((position + right).max()) + 1
-    order = rng.permutation(len(position))
+    order = window_order(len(position), order, rng)
     return WindowShard(kept[start:end].astype(dtype), (position - start)[order].astype(np.uint32), left[order],
                        right[order])
 
@@ -104,7 +119,7 @@ def build_unit(ids_path: Path, batch: int, keep_prob: np.ndarray, params: PairsP
     epoch_dir.mkdir(exist_ok=True)
     infos = []
     for piece, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
-        shard = make_shard(kept, position[lo:hi], left[lo:hi], right[lo:hi], dtype, rng)
+        shard = make_shard(kept, position[lo:hi], left[lo:hi], right[lo:hi], dtype, params.order, rng)
         path = epoch_dir / f"shard-{batch:05d}-{piece:03d}.arrow"
         write_window_shard(path, shard)
         infos.append(ShardInfo.of(out_dir, path, shard))
@@ -167,7 +182,7 @@ def build_pairs(ids_path: Path, counts: np.ndarray, params: PairsParams, out_dir
     epochs = []
     for epoch in range(params.epochs):
         shards = [info for batch in range(batches) for info in results[epoch, batch][0]]
-        order = unit_rng(params.seed, epoch).permutation(len(shards))
+        order = range(len(shards)) if params.order == "text" else unit_rng(params.seed, epoch).permutation(len(shards))
         epochs.append(EpochInfo(epoch, sum(results[epoch, b][1] for b in range(batches)),
                                 sum(results[epoch, b][2] for b in range(batches)), sum(s.windows for s in shards),
                                 sum(s.pairs for s in shards), tuple(shards[i] for i in order)))

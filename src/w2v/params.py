@@ -190,6 +190,10 @@ class PairsParams(Section):
     sample: float = param(1e-3, ge=0, help="subsampling threshold s of frequent words (0 = keep every word)")
     epochs: int = param(5, ge=1, help="training epochs: one freshly subsampled set of pair shards each")
     seed: int = param(1, ge=0, help="seed of subsampling, windows and shuffling (each epoch derives its own)")
+    order: str = param("blocks", choices=("shuffled", "blocks", "text"),
+                       help="order of training: shuffled = each shard's windows and each epoch's shards in a random "
+                            "order; blocks = runs of 256 consecutive windows in a random order (the shards too); "
+                            "text = the corpus's order, as word2vec.c and gensim read it")
     shard_size: int = param(10_000_000, ge=1, help="pairs per shard file, about (a shard never spans two id batches)")
     workers: int = param(0, ge=0, help="batches of the corpus built in parallel (0 = all cores)", speed_only=True)
 
@@ -213,7 +217,8 @@ class TrainParams(Section):
     sync_every: int = param(65536, ge=1, help="CPU, deterministic: pairs between merges of the lanes' private rows")
     seed: int = param(1, ge=0, help="seed of the initial vectors and the noise words")
     device: str = param("auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when a GPU is visible, else cpu")
-    threads: int = param(2, ge=0, help="CPU threads (0 = all cores); part of the result in deterministic mode")
+    threads: int = param(2, ge=0, help="CPU threads (lanes) of each training process (0 = all cores); part of the "
+                                       "result in deterministic mode")
     deterministic: bool = param(True, help="CPU: same params → same bytes at full speed; false = Hogwild (unordered)")
     processes: int = param(1, ge=1, help="training processes (torch.distributed: one per GPU, or gloo on CPU); part "
                                          "of the result")
