@@ -123,6 +123,9 @@ def main() -> None:
     if not main_process:
         return
     syn0, lanes = trainer.matrices()[INPUT], trainer.lanes
+    # What computes the bytes: the trainer's code, and in a group the all-reduce's sums too.
+    packages = trainer_type.packages if group is None else tuple(dict.fromkeys(trainer_type.packages
+                                                                               + distributed.PACKAGES))
     del trainer  # its matrices are as large as the model: gone before the model is written
     metrics = train_metrics(progress, manifest, wall)
     # Only what the vectors' bytes depend on goes beside them, so an identical re-run gives an identical
@@ -132,13 +135,14 @@ def main() -> None:
                 "seeds": {"train.seed": params.seed, "pairs.seed": manifest.params["seed"]},
                 "vocab_size": len(counts), "pairs": metrics["pairs"], "words": metrics["words"],
                 "loss": metrics["loss"], "epoch_loss": metrics["epoch_loss"],
-                "software": runinfo.software(trainer_type.packages, device),
+                "software": runinfo.software(packages, device),
                 # How the corpus was put into words, so that queries can be put into the same form.
                 "tokenize": tokenize_rules(pipeline.VOCAB_TABLE)}
     if group is not None:
         run_record["processes"] = {"world": group.world, "backend": group.backend, "merges": group.merges,
                                    "merge_seconds": round(group.merge_seconds, 3),
-                                   "rows_merged_per_merge": round(group.rows_sent / max(group.merges, 1))}
+                                   "rows_merged_per_merge": round(group.rows_sent / max(group.merges, 1)),
+                                   "bytes_per_merge": round(group.bytes_sent / max(group.merges, 1))}
     run_record.update(device=device, lanes=lanes, resumed_from=progress.resumed_from,
                       **{k: metrics[k] for k in ("train_seconds", "wall_seconds", "words_per_second",
                                                  "pairs_per_second")})

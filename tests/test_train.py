@@ -462,7 +462,7 @@ def run_stage_process(root) -> subprocess.CompletedProcess:
 
 def test_two_processes_learn_the_planted_groups_and_repeat_their_bytes(tmp_path, write_params, monkeypatch):
     write_params({"train": {"dim": 16, "device": "cpu", "processes": 2, "process_sync_every": 4096,
-                            "batch_size": 512, "curve_every": 20_000}})
+                            "sync_every": 2000, "threads": 2, "curve_every": 20_000}})
     monkeypatch.chdir(tmp_path)
     make_inputs(tmp_path)
     runs = []
@@ -472,8 +472,9 @@ def test_two_processes_learn_the_planted_groups_and_repeat_their_bytes(tmp_path,
         runs.append(model_bytes(tmp_path))
     assert runs[0] == runs[1]
     metadata = json.loads((tmp_path / "data/model/metadata.json").read_text())
-    assert metadata["lanes"] == 2 and metadata["params"]["processes"] == 2
-    assert set(metadata["software"]["packages"]) == {"numpy", "torch", "w2v-dvc"}  # the trainer that ran: torch's
+    assert metadata["lanes"] == 4 and metadata["params"]["processes"] == 2  # 2 processes of 2 lanes
+    # The kernel computes the bytes, and gloo's all-reduce adds the processes' changes.
+    assert set(metadata["software"]["packages"]) == {"numpy", "numba", "llvmlite", "torch", "w2v-dvc"}
     assert metadata["epoch_loss"]["epoch_2"] < metadata["epoch_loss"]["epoch_1"]
     assert within_minus_across(np.load(tmp_path / "data/model/vectors.npy"), group=30) > 0.3
     processes = json.loads((tmp_path / "runs/train.json").read_text())["processes"]
@@ -484,7 +485,7 @@ def test_two_processes_learn_the_planted_groups_and_repeat_their_bytes(tmp_path,
 
 def test_two_processes_train_hierarchical_softmax(tmp_path, write_params, monkeypatch):
     write_params({"train": {"dim": 16, "device": "cpu", "processes": 2, "process_sync_every": 4096,
-                            "batch_size": 512, "curve_every": 20_000, "hs": True, "negative": 0}})
+                            "threads": 1, "curve_every": 20_000, "hs": True, "negative": 0}})
     monkeypatch.chdir(tmp_path)
     make_inputs(tmp_path)
     done = run_stage_process(tmp_path)
@@ -493,6 +494,30 @@ def test_two_processes_train_hierarchical_softmax(tmp_path, write_params, monkey
     assert metadata["output_matrices"] == ["syn1"] and metadata["lanes"] == 2
     assert metadata["epoch_loss"]["epoch_2"] < metadata["epoch_loss"]["epoch_1"]
     assert within_minus_across(np.load(tmp_path / "data/model/vectors.npy"), group=30) > 0.3
+
+
+def run_group(root, trainer: str, threads: int, stop: int, world: int = 2) -> list[dict]:
+    """tests/group_worker.py in ``world`` gloo processes under torchrun; what each process reports."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={world}",
+                           str(ROOT / "tests/group_worker.py"), str(root), trainer, str(threads), str(stop)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads((root / f"rank-{rank}.json").read_text()) for rank in range(world)]
+
+
+@pytest.mark.parametrize("trainer, threads", [("numba", 1), ("numba", 2), ("torch", 1)])
+def test_a_group_has_the_same_bytes_in_every_process_and_resumes_to_them(tmp_path, trainer, threads):
+    """Each process trains its share with its trainer (the kernel with its own lanes, or torch asked for by name),
+    the merges leave every process with the same model, and a run stopped at a chunk resumes to the bytes of one
+    that was not."""
+    make_inputs(tmp_path)
+    ranks = run_group(tmp_path, trainer, threads, stop=5)
+    assert ranks[0]["straight"] == ranks[1]["straight"] == ranks[0]["resumed"] == ranks[1]["resumed"]
+    assert ranks[0]["loss"] == ranks[1]["resumed_loss"]
+    assert 0 < ranks[0]["resumed_at"] < PairManifest.read(tmp_path / "data/pairs").total_pairs
+    assert ranks[0]["lanes"] == 2 * (threads if trainer == "numba" else 1)
+    assert ranks[0]["merges"] > 10 and ranks[0]["within_minus_across"] > 0.3
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when no GPU is visible")

@@ -54,7 +54,7 @@ from w2v.params import TrainParams, worker_count
 from w2v.portable_math import FASTMATH, LANES, accumulate, dot, forget_stale_compilations, sigmoid_softplus32
 from w2v.sgns import Schedule
 from w2v.shards import MAX_WINDOW, WindowShard
-from w2v.training import equal_pair_bounds
+from w2v.training import chunk_ends, equal_pair_bounds
 
 LCG_MUL = np.uint64(6364136223846793005)
 LCG_INC = np.uint64(1442695040888963407)
@@ -590,6 +590,31 @@ def train_lanes(windows, split, settings, syn0, syn1, syn1neg, scratch, shared):
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
+def mark_trained_rows(windows, split, settings, noise, marks0, marks_hs, marks1):  # pragma: no cover - compiled
+    """Set the byte of every row the chunk's lanes trained (``marks0`` contexts, ``marks_hs`` the inner nodes on the
+    centers' paths, ``marks1`` centers and the noise words each lane drew in ``noise``): what a process of a group
+    sends at its next merge. A row marked but left unchanged is merged exactly (its change is zero)."""
+    tokens, center, left, right = windows
+    negative = settings.negative
+    for t in range(len(split.seeds)):
+        drawn = 0
+        for w in range(split.bounds[t], split.bounds[t + 1]):
+            p = np.int64(center[w])
+            c = np.int64(tokens[p])
+            draws = negative if settings.shared else negative * (np.int64(left[w]) + np.int64(right[w]))
+            for k in range(drawn, drawn + draws):
+                marks1[noise[t, k]] = 1
+            drawn += draws
+            if negative:
+                marks1[c] = 1
+            if settings.hs:
+                for k in range(settings.path_start[c], settings.path_start[c + 1]):
+                    marks_hs[settings.points[k]] = 1
+            for q in range(p - np.int64(left[w]), p + np.int64(right[w]) + 1):
+                marks0[tokens[q]] = 1  # the center's own row too: one branch less, and exact all the same
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def train_chunk_lanes(windows, split, settings, syn0, syn1, syn1neg, scratch):  # pragma: no cover - compiled
     """Lane t trains windows split.bounds[t]..split.bounds[t+1]-1. With ``settings.merge``, rows that several lanes
     touch are trained on private copies, whose changes are then added to the model in lane order. ``syn1`` (hs)
@@ -623,30 +648,37 @@ def cache_aligned_zeros(shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
 
 
 class CpuTrainer:
-    """Trains chunks of windows on the model's matrices with the compiled kernels above, in ``lanes`` threads."""
+    """Trains chunks of windows on the model's matrices with the compiled kernels above, in ``lanes`` threads.
+
+    In a group of processes (``group``, :mod:`w2v.distributed`: gloo on CPU machines) each process runs this
+    kernel with its own lanes: a chunk of ``train.process_sync_every`` pairs is cut into one share per process
+    (about equal pairs), a process trains its share in steps of the lanes' merge interval, marking the rows it
+    trains, and then the processes add up every marked row's change (:meth:`w2v.distributed.Group.merge`). The
+    run's lanes are then processes × lanes per process, and its bytes depend on both."""
 
     name = "numba"
-    packages = ("numpy", "numba", "llvmlite", "w2v-dvc")  # what computes its bytes
+    packages = ("numpy", "numba", "llvmlite", "w2v-dvc")  # what computes its bytes (a group adds torch's gloo)
     # Params that never reach this trainer (the lanes, which do, are recorded apart from train.threads).
-    unused_params = frozenset({"threads", "batch_size", "process_sync_every"})
+    unused_params = frozenset({"threads", "batch_size"})
 
     @classmethod
     def from_params(cls, params: TrainParams, device: str, matrices: Matrices, noise: tuple[np.ndarray, np.ndarray],
                     schedule: Schedule, group=None, tree: HuffmanTree | None = None) -> "CpuTrainer":
-        if group is not None:  # training.trainer_class gives several processes the torch trainer
-            raise ValueError("the CPU kernel trains in one process (its lanes are threads)")
         return cls(matrices, noise, params.negative, schedule, worker_count(params.threads), params.deterministic,
-                   params.shared_negatives, params.sync_every, cbow=params.cbow_mode, tree=tree)
+                   params.shared_negatives, params.sync_every, cbow=params.cbow_mode, tree=tree, group=group,
+                   group_pairs=params.process_sync_every)
 
     def __init__(self, matrices: Matrices, noise: tuple[np.ndarray, np.ndarray], negative: int, schedule: Schedule,
                  lanes: int, deterministic: bool, shared_negatives: bool = True, chunk_pairs: int = 65536,
-                 cbow: int = 0, tree: HuffmanTree | None = None) -> None:
+                 cbow: int = 0, tree: HuffmanTree | None = None, group=None, group_pairs: int = 1 << 20) -> None:
         import numba
 
         check_objectives(matrices, negative, tree)
         numba.set_num_threads(min(lanes, numba.config.NUMBA_NUM_THREADS))
         self.names = tuple(matrices)
-        self.lanes, self.deterministic, self.cbow = lanes, deterministic, cbow
+        self.process_lanes, self.deterministic, self.cbow = lanes, deterministic, cbow
+        self.group = group
+        self.lanes = lanes * (group.world if group is not None else 1)  # the run's random streams per chunk
         self.shared = shared_negatives or cbow > 0  # CBOW draws its noise per window
         merge = deterministic and lanes > 1  # one lane is sequential SGD: nothing to merge
         self.vocab, self.dim = matrices[INPUT].shape
@@ -654,13 +686,16 @@ class CpuTrainer:
                                                               np.zeros(0, np.uint8))
         self.settings = Settings(self.vocab, negative, self.shared, cbow, merge, schedule.alpha, schedule.step,
                                  schedule.min_alpha, *noise, tree is not None, *self.tree)
-        # Pairs per chunk: how often the lanes' copies of shared rows are merged. The lanes' changes of a row are
-        # summed, which overshoots once each lane has moved a row many times on its own: a small vocabulary is
-        # merged more often (measured: 40 words diverge at 20,000 pairs per merge, train well at 2,000).
-        self.chunk_size = min(chunk_pairs, MERGE_PAIRS_PER_WORD * self.vocab) if merge else chunk_pairs
+        # Pairs per call of the kernel: how often the lanes' copies of shared rows are merged. The lanes' changes of
+        # a row are summed, which overshoots once each lane has moved a row many times on its own: a small
+        # vocabulary is merged more often (measured: 40 words diverge at 20,000 pairs per merge, train well at
+        # 2,000).
+        self.lane_pairs = min(chunk_pairs, MERGE_PAIRS_PER_WORD * self.vocab) if merge else chunk_pairs
+        # A chunk of the loop: one kernel call, or in a group one merge of the processes.
+        self.chunk_size = group_pairs if group is not None else self.lane_pairs
         width = padded(self.dim)
-        # A chunk ends within one window past chunk_size: that bounds what a lane can touch and draw.
-        self.max_pairs = max_pairs = self.chunk_size + MAX_CONTEXT
+        # A kernel call ends within one window past lane_pairs: that bounds what a lane can touch and draw.
+        self.max_pairs = max_pairs = self.lane_pairs + MAX_CONTEXT
         # The most rows of each matrix one lane can touch in a chunk: its private copies of shared rows.
         touched = {INPUT: max_pairs, HIERARCHICAL: max_pairs * self.tree.longest, NEGATIVE: max_pairs * (negative + 1)}
         self.rows = {name: self._rows(matrices[name], min(self.vocab, touched[name]) if merge else 0, width)
@@ -680,16 +715,26 @@ class CpuTrainer:
             softplus=np.zeros((lanes, 2, MAX_CONTEXT * targets), dtype=np.float32),
             delta=cache_aligned_zeros((lanes, MAX_CONTEXT, width)),
             grad=cache_aligned_zeros((lanes, width + 2 * SEPARATE)))
+        if group is not None:
+            import torch
+
+            # The group reads and writes the model's rows in place, through tensors over the same memory.
+            self.shared_matrices = {name: torch.from_numpy(self.rows[name].matrix)[:self.vocab, :self.dim]
+                                    for name in self.names}
+            group.start(self.shared_matrices)
+            empty = np.zeros(0, dtype=np.uint8)
+            self.marks = tuple(group.touched[name].numpy() if name in group.touched else empty
+                               for name in (INPUT, HIERARCHICAL, NEGATIVE))
 
     def _rows(self, matrix: np.ndarray, capacity: int, width: int) -> Rows:
         """The matrix padded to ``width`` floats a row, followed by ``capacity`` private rows per lane, with the
         lanes' bookkeeping (np.zeros commits memory only for the rows used; the padding stays zero)."""
         rows = len(matrix)  # the vocabulary, or 0 for the matrix of an objective that is off
-        padded_matrix = cache_aligned_zeros((rows + self.lanes * capacity, width))
+        padded_matrix = cache_aligned_zeros((rows + self.process_lanes * capacity, width))
         padded_matrix[:rows, :self.dim] = matrix
         # A bit per word and lane, each lane's set on cache lines of its own.
         marks = -(-rows // 512) * 8 if self.settings.merge else 0
-        return Rows(padded_matrix, cache_aligned_zeros((self.lanes, marks), np.uint64),
+        return Rows(padded_matrix, cache_aligned_zeros((self.process_lanes, marks), np.uint64),
                     np.full(rows, -1, dtype=np.int64), np.zeros(capacity, dtype=np.int64), capacity)
 
     def describe(self) -> str:
@@ -699,18 +744,48 @@ class CpuTrainer:
         objective = describe_objectives(self.settings.hs, self.settings.negative)
         if self.settings.negative:
             objective += f", {noise}"
-        return f"{model}{objective}, {mode}, {self.lanes} lane{'s' if self.lanes > 1 else ''}"
+        lanes = self.process_lanes
+        text = f"{model}{objective}, {mode}, {lanes} lane{'s' if lanes > 1 else ''}"
+        if self.group is not None:
+            text += f" in {self.group.describe()}, merged every {self.chunk_size:,} pairs"
+        return text
 
     def prepare(self, shard: WindowShard) -> None:
         """Compile (or load from numba's cache) the kernel for this shard's id type before the clock starts."""
         import numba
 
-        arguments = self.kernel_arguments(shard, 0, 0, 0, np.zeros(self.lanes, dtype=np.uint64))
+        arguments = self.kernel_arguments(shard, 0, 0, 0, np.zeros(self.process_lanes, dtype=np.uint64))
         train_chunk_lanes.compile(tuple(numba.typeof(a) for a in arguments))
+        if self.group is not None:
+            mark_trained_rows.compile(tuple(numba.typeof(a) for a in (*arguments[:3], self.scratch.noise,
+                                                                      *self.marks)))
 
     def train_chunk(self, shard: WindowShard, lo: int, hi: int, first_pair: int, seeds: np.ndarray) -> float:
-        """Train windows lo..hi-1 of the shard in place; return their summed loss."""
-        return float(train_chunk_lanes(*self.kernel_arguments(shard, lo, hi, first_pair, seeds)).sum())
+        """Train windows lo..hi-1 of the shard in place; return their summed loss (in a group: this process's share,
+        then the merge, and every process's loss)."""
+        if self.group is None:
+            return float(train_chunk_lanes(*self.kernel_arguments(shard, lo, hi, first_pair, seeds)).sum())
+        import torch
+
+        cumulative = np.concatenate([[0], np.cumsum(shard.pair_counts(lo, hi))])
+        rank, lanes = self.group.rank, self.process_lanes
+        start, end = lo + equal_pair_bounds(cumulative, self.group.world)[rank:rank + 2]
+        own_seeds = [int(s) for s in seeds[rank * lanes:(rank + 1) * lanes]]
+        pairs = shard.pair_counts(start, end)
+        before = np.concatenate([[0], np.cumsum(pairs)])
+        loss, step_start = 0.0, 0
+        for step, step_end in enumerate(chunk_ends(pairs, self.lane_pairs)):
+            if step_end <= step_start:
+                continue
+            # Each kernel call of the share gets its lanes' streams from this process's seeds and the call's place.
+            step_seeds = np.random.SeedSequence(own_seeds, spawn_key=(step,)).generate_state(lanes, np.uint64)
+            arguments = self.kernel_arguments(shard, start + step_start, start + int(step_end),
+                                              first_pair + int(cumulative[start - lo] + before[step_start]),
+                                              step_seeds)
+            loss += float(train_chunk_lanes(*arguments).sum())
+            mark_trained_rows(*arguments[:3], self.scratch.noise, *self.marks)
+            step_start = int(step_end)
+        return self.group.merge(self.shared_matrices, torch.tensor(loss, dtype=torch.float64))
 
     def kernel_arguments(self, shard: WindowShard, lo: int, hi: int, first_pair: int, seeds: np.ndarray) -> tuple:
         """What :func:`train_chunk_lanes` is called with for a chunk (also what compiles it, for a given CPU)."""
@@ -718,13 +793,14 @@ class CpuTrainer:
         if cumulative[-1] > self.max_pairs:
             raise ValueError(f"a chunk of {cumulative[-1]} pairs: this trainer takes at most {self.max_pairs}")
         # Lane boundaries at equal shares of the chunk's pairs.
-        bounds = lo + equal_pair_bounds(cumulative, self.lanes)
+        bounds = lo + equal_pair_bounds(cumulative, self.process_lanes)
         split = Split(bounds, first_pair + cumulative[bounds - lo], seeds)
         windows = Windows(shard.tokens, shard.center, shard.left, shard.right)
         return windows, split, self.settings, *self.rows.values(), self.scratch
 
     def agree(self, stop: bool) -> bool:
-        return stop  # one process: nobody else to agree with
+        """Whether to stop: in a group, all processes stop at the same chunk, or their merges would wait forever."""
+        return self.group.any(stop) if self.group is not None else stop
 
     def matrices(self) -> Matrices:
         """The model (copies of its rows, without the padding)."""

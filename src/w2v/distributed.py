@@ -2,7 +2,8 @@
 CPU processes with the ``gloo`` backend.
 
 The processes are started by ``torchrun`` (which sets ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK`` and the
-rendezvous), or by :func:`relaunch` for one machine. Each holds the whole model. For every chunk of
+rendezvous), or by :func:`relaunch` for one machine. Each holds the whole model and trains with the trainer of
+its device: the CPU kernel with its own ``train.threads`` lanes on CPU machines, torch on GPUs. For every chunk of
 ``train.process_sync_every`` pairs, process r trains the r-th of ``world`` runs of the chunk's windows (about
 equal pairs, its own noise seed), then :meth:`Group.merge` adds every process's change of every row to the
 model as it was at the start of the chunk — the same rule the CPU trainer's deterministic lanes follow.
@@ -29,6 +30,8 @@ from w2v.errors import W2VError
 
 log = logging.getLogger(__name__)
 
+PACKAGES = ("torch",)  # its all-reduces add the processes' changes: part of what computes a group's bytes
+
 
 @dataclass
 class Group:
@@ -41,6 +44,7 @@ class Group:
     merges: int = 0
     merge_seconds: float = 0.0
     rows_sent: int = 0
+    bytes_sent: int = 0  # what each process puts into the all-reduces: the marks, the rows' changes, the loss
     base: dict = field(default_factory=dict)
     touched: dict = field(default_factory=dict)
 
@@ -98,6 +102,7 @@ class Group:
         rows = dict(zip(names, (r.nonzero().squeeze(1) for r in torch.split(union, [len(matrices[n]) for n in names]))))
         change = torch.cat([matrices[n][rows[n]] - self.base[n][rows[n]] for n in names])
         dist.all_reduce(change)
+        self.bytes_sent += union.numel() * union.element_size() + change.numel() * change.element_size() + 8
         for name, part in zip(names, torch.split(change, [len(rows[n]) for n in names])):
             m, b, r = matrices[name], self.base[name], rows[name]
             m[r] = b[r] + part
@@ -135,9 +140,10 @@ def check_devices(device: str, processes: int) -> None:
 
 
 def relaunch(processes: int, module: str, threads: int) -> int:
-    """Run ``python -m module`` in ``processes`` processes on this machine under torchrun, each with its share of
-    ``threads`` CPU threads; return torchrun's exit code."""
-    env = {"OMP_NUM_THREADS": str(max(1, threads // processes)), **os.environ}
+    """Run ``python -m module`` in ``processes`` processes on this machine under torchrun, each with ``threads``
+    CPU threads for torch's own work (the CPU kernel's lanes are ``train.threads`` per process); return torchrun's
+    exit code."""
+    env = {"OMP_NUM_THREADS": str(max(1, threads)), **os.environ}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
                "-m", module]
     log.info("starting %d training processes: %s", processes, " ".join(command[1:]))

@@ -75,8 +75,9 @@ TRAINERS = {"numba": "w2v.cpu_trainer:CpuTrainer", "torch": "w2v.torch_trainer:T
 
 
 def trainer_name(device: str, processes: int = 1) -> str:
-    """The compiled kernel on one CPU process; torch on CUDA and in every process of a group (torch.distributed)."""
-    return "numba" if device == "cpu" and processes == 1 else "torch"
+    """The compiled kernel on CPU, in one process or in each of a group (its merges through torch.distributed);
+    torch on CUDA. (The torch trainer also runs on a CPU where a caller asks for it by name: the tests do.)"""
+    return "numba" if device == "cpu" else "torch"
 
 
 def trainer_class(name: str) -> type[Trainer]:
