@@ -242,12 +242,17 @@ class TorchTrainer:
         if end <= start:
             return loss
         self.generator.manual_seed(int(seed >> np.uint64(1)))
-        pairs = shard.pair_counts(start, end)
+        # A batched step adds up the gradients of a row's occurrences from the same stale row, so its windows are
+        # drawn from the whole chunk in a seeded random order: consecutive windows of text (pairs.order blocks or
+        # text) share most context words, and as neighbours in one step they moved those rows too far (measured:
+        # bench/NOTES.md, "Window order"). One permutation per chunk, on the host: the same on every device.
+        order = start + np.random.Generator(np.random.PCG64(int(seed))).permutation(end - start)
+        pairs = shard.left[order].astype(np.int64) + shard.right[order]
         before = np.cumsum(pairs) - pairs
         lr = torch.from_numpy(self.schedule.at(first_pair + before).astype(np.float32)).to(self.device)
         tokens = self._tokens(shard)
-        # Copies: torch wants writable arrays, and the shard is a read-only memory map.
-        center, left, right = (torch.from_numpy(a[start:end].copy()).to(self.device)
+        # Gathered copies: torch wants writable arrays, and the shard is a read-only memory map.
+        center, left, right = (torch.from_numpy(a[order]).to(self.device)
                                for a in (shard.center, shard.left, shard.right))
         if center.dtype == torch.uint32:  # few torch kernels take uint32; positions fit in int64
             center = center.to(torch.int64)
