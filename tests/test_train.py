@@ -506,18 +506,28 @@ def run_group(root, trainer: str, threads: int, stop: int, world: int = 2) -> li
     return [json.loads((root / f"rank-{rank}.json").read_text()) for rank in range(world)]
 
 
-@pytest.mark.parametrize("trainer, threads", [("numba", 1), ("numba", 2), ("torch", 1)])
-def test_a_group_has_the_same_bytes_in_every_process_and_resumes_to_them(tmp_path, trainer, threads):
+@pytest.mark.parametrize("trainer, threads, world", [("numba", 1, 2), ("numba", 2, 2), ("torch", 1, 2),
+                                                     ("numba", 1, 4)])
+def test_a_group_has_the_same_bytes_in_every_process_and_resumes_to_them(tmp_path, trainer, threads, world):
     """Each process trains its share with its trainer (the kernel with its own lanes, or torch asked for by name),
     the merges leave every process with the same model, and a run stopped at a chunk resumes to the bytes of one
-    that was not."""
+    that was not. Four processes learn too: a row every process trained gets two processes' worth of change."""
     make_inputs(tmp_path)
-    ranks = run_group(tmp_path, trainer, threads, stop=5)
-    assert ranks[0]["straight"] == ranks[1]["straight"] == ranks[0]["resumed"] == ranks[1]["resumed"]
-    assert ranks[0]["loss"] == ranks[1]["resumed_loss"]
+    ranks = run_group(tmp_path, trainer, threads, stop=5, world=world)
+    assert len({r["straight"] for r in ranks} | {r["resumed"] for r in ranks}) == 1
+    assert ranks[0]["loss"] == ranks[-1]["resumed_loss"]
     assert 0 < ranks[0]["resumed_at"] < PairManifest.read(tmp_path / "data/pairs").total_pairs
-    assert ranks[0]["lanes"] == 2 * (threads if trainer == "numba" else 1)
+    assert ranks[0]["lanes"] == world * (threads if trainer == "numba" else 1)
     assert ranks[0]["merges"] > 10 and ranks[0]["within_minus_across"] > 0.3
+
+
+def test_many_lanes_merge_more_often():
+    """Summed changes of a row overshoot as lanes grow: beyond 2 lanes the interval shrinks with their square."""
+    from w2v.cpu_trainer import MIN_MERGE_PAIRS, merge_interval
+
+    assert merge_interval(65536, 361_000, 2) == 65536 and merge_interval(65536, 40, 2) == 2000
+    assert merge_interval(65536, 361_000, 4) == 16384 and merge_interval(65536, 361_000, 3) == 29127
+    assert merge_interval(65536, 361_000, 64) == MIN_MERGE_PAIRS
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when no GPU is visible")

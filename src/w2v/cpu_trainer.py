@@ -60,6 +60,7 @@ LCG_MUL = np.uint64(6364136223846793005)
 LCG_INC = np.uint64(1442695040888963407)
 MAX_CONTEXT = 2 * MAX_WINDOW
 MERGE_PAIRS_PER_WORD = 50
+MIN_MERGE_PAIRS = 256  # the fewest pairs between merges of many lanes: a lane's bookkeeping then outweighs its work
 CACHE_LINE = 64
 SEPARATE = 16  # 8-byte items: 128 bytes, two cache lines
 # The label bit SKIP_SATURATED marks the targets of hierarchical softmax, which are not trained while their score is
@@ -614,6 +615,24 @@ def mark_trained_rows(windows, split, settings, noise, marks0, marks_hs, marks1)
                 marks0[tokens[q]] = 1  # the center's own row too: one branch less, and exact all the same
 
 
+@njit(parallel=True, nogil=True, cache=True)
+def row_changes(matrix, base, rows, out):  # pragma: no cover - compiled
+    """out[i] = matrix[rows[i]] - base[rows[i]] over out's columns: what this process changed in each row."""
+    for i in prange(len(rows)):
+        for d in range(out.shape[1]):
+            out[i, d] = matrix[rows[i], d] - base[rows[i], d]
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def apply_changes(matrix, base, rows, change):  # pragma: no cover - compiled
+    """matrix[rows[i]] = base[rows[i]] + change[i], and the base follows: the merged rows."""
+    for i in prange(len(rows)):
+        for d in range(change.shape[1]):
+            value = base[rows[i], d] + change[i, d]
+            matrix[rows[i], d] = value
+            base[rows[i], d] = value
+
+
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
 def train_chunk_lanes(windows, split, settings, syn0, syn1, syn1neg, scratch):  # pragma: no cover - compiled
     """Lane t trains windows split.bounds[t]..split.bounds[t+1]-1. With ``settings.merge``, rows that several lanes
@@ -631,6 +650,13 @@ def train_chunk_lanes(windows, split, settings, syn0, syn1, syn1neg, scratch):  
         merge_lanes(syn1, settings.vocab, shared[1])
         merge_lanes(syn1neg, settings.vocab, shared[2])
     return losses
+
+
+def merge_interval(sync_every: int, vocab: int, lanes: int) -> int:
+    """Pairs between two merges of ``lanes`` deterministic lanes (``train.sync_every`` for 2 lanes, see
+    :class:`CpuTrainer`)."""
+    pairs = min(sync_every, MERGE_PAIRS_PER_WORD * vocab)
+    return max(MIN_MERGE_PAIRS, pairs * 4 // (lanes * lanes)) if lanes > 2 else pairs
 
 
 def padded(dim: int) -> int:
@@ -687,15 +713,19 @@ class CpuTrainer:
         self.settings = Settings(self.vocab, negative, self.shared, cbow, merge, schedule.alpha, schedule.step,
                                  schedule.min_alpha, *noise, tree is not None, *self.tree)
         # Pairs per call of the kernel: how often the lanes' copies of shared rows are merged. The lanes' changes of
-        # a row are summed, which overshoots once each lane has moved a row many times on its own: a small
-        # vocabulary is merged more often (measured: 40 words diverge at 20,000 pairs per merge, train well at
-        # 2,000).
-        self.lane_pairs = min(chunk_pairs, MERGE_PAIRS_PER_WORD * self.vocab) if merge else chunk_pairs
+        # a row are summed, which overshoots once each lane has moved a row many times on its own, and the more so
+        # the more lanes add theirs: a small vocabulary is merged more often (measured: 40 words diverge at 20,000
+        # pairs per merge, train well at 2,000), and beyond 2 lanes the interval shrinks with the square of the
+        # lanes (measured on the sample: 4 lanes merging every 65,536 pairs collapsed to analogy 0.003, every
+        # 16,384 scored 0.054; bench/NOTES.md, "Many lanes").
+        self.lane_pairs = merge_interval(chunk_pairs, self.vocab, lanes) if merge else chunk_pairs
         # A chunk of the loop: one kernel call, or in a group one merge of the processes.
         self.chunk_size = group_pairs if group is not None else self.lane_pairs
         width = padded(self.dim)
-        # A kernel call ends within one window past lane_pairs: that bounds what a lane can touch and draw.
-        self.max_pairs = max_pairs = self.lane_pairs + MAX_CONTEXT
+        # A kernel call ends within one window past lane_pairs: that bounds what a lane can touch and draw (sized
+        # for the 2-lanes interval, so that a caller's chunks of sync_every pairs fit whatever the lanes).
+        capacity = min(chunk_pairs, MERGE_PAIRS_PER_WORD * self.vocab) if merge else chunk_pairs
+        self.max_pairs = max_pairs = capacity + MAX_CONTEXT
         # The most rows of each matrix one lane can touch in a chunk: its private copies of shared rows.
         touched = {INPUT: max_pairs, HIERARCHICAL: max_pairs * self.tree.longest, NEGATIVE: max_pairs * (negative + 1)}
         self.rows = {name: self._rows(matrices[name], min(self.vocab, touched[name]) if merge else 0, width)
@@ -716,12 +746,10 @@ class CpuTrainer:
             delta=cache_aligned_zeros((lanes, MAX_CONTEXT, width)),
             grad=cache_aligned_zeros((lanes, width + 2 * SEPARATE)))
         if group is not None:
-            import torch
-
-            # The group reads and writes the model's rows in place, through tensors over the same memory.
-            self.shared_matrices = {name: torch.from_numpy(self.rows[name].matrix)[:self.vocab, :self.dim]
-                                    for name in self.names}
-            group.start(self.shared_matrices)
+            # The model as at the last merge (every process has the same), and the group's marks of trained rows,
+            # which the kernel sets through numpy views of them.
+            self.base = {name: self.rows[name].matrix[:self.vocab].copy() for name in self.names}
+            group.track({name: self.vocab for name in self.names})
             empty = np.zeros(0, dtype=np.uint8)
             self.marks = tuple(group.touched[name].numpy() if name in group.touched else empty
                                for name in (INPUT, HIERARCHICAL, NEGATIVE))
@@ -759,6 +787,10 @@ class CpuTrainer:
         if self.group is not None:
             mark_trained_rows.compile(tuple(numba.typeof(a) for a in (*arguments[:3], self.scratch.noise,
                                                                       *self.marks)))
+            matrix, base, rows = self.rows[INPUT].matrix, self.base[INPUT], np.zeros(0, dtype=np.int64)
+            change = np.zeros((1, self.dim), dtype=np.float32)[:0]
+            for kernel in (row_changes, apply_changes):
+                kernel.compile(tuple(numba.typeof(a) for a in (matrix, base, rows, change)))
 
     def train_chunk(self, shard: WindowShard, lo: int, hi: int, first_pair: int, seeds: np.ndarray) -> float:
         """Train windows lo..hi-1 of the shard in place; return their summed loss (in a group: this process's share,
@@ -785,7 +817,26 @@ class CpuTrainer:
             loss += float(train_chunk_lanes(*arguments).sum())
             mark_trained_rows(*arguments[:3], self.scratch.noise, *self.marks)
             step_start = int(step_end)
-        return self.group.merge(self.shared_matrices, torch.tensor(loss, dtype=torch.float64))
+        return self.group.exchange(torch.tensor(loss, dtype=torch.float64), self._changes, self._apply)
+
+    def _changes(self, rows: dict) -> "torch.Tensor":
+        """This process's change of the rows since the last merge, matrix after matrix (for the group's sum)."""
+        import torch
+
+        indices = {name: r.numpy() for name, r in rows.items()}
+        change = np.empty((sum(len(r) for r in indices.values()), self.dim), dtype=np.float32)
+        at = 0
+        for name, r in indices.items():
+            row_changes(self.rows[name].matrix, self.base[name], r, change[at:at + len(r)])
+            at += len(r)
+        return torch.from_numpy(change)
+
+    def _apply(self, rows: dict, change: "torch.Tensor") -> None:
+        """Set the merged rows: their value at the last merge plus the group's change."""
+        values, at = change.numpy(), 0
+        for name, r in rows.items():
+            apply_changes(self.rows[name].matrix, self.base[name], r.numpy(), values[at:at + len(r)])
+            at += len(r)
 
     def kernel_arguments(self, shard: WindowShard, lo: int, hi: int, first_pair: int, seeds: np.ndarray) -> tuple:
         """What :func:`train_chunk_lanes` is called with for a chunk (also what compiles it, for a given CPU)."""

@@ -5,7 +5,7 @@ The processes are started by ``torchrun`` (which sets ``WORLD_SIZE``, ``RANK``, 
 rendezvous), or by :func:`relaunch` for one machine. Each holds the whole model and trains with the trainer of
 its device: the CPU kernel with its own ``train.threads`` lanes on CPU machines, torch on GPUs. For every chunk of
 ``train.process_sync_every`` pairs, process r trains the r-th of ``world`` runs of the chunk's windows (about
-equal pairs, its own noise seed), then :meth:`Group.merge` adds every process's change of every row to the
+equal pairs, its own noise seed), then :meth:`Group.exchange` adds every process's change of every row to the
 model as it was at the start of the chunk — the same rule the CPU trainer's deterministic lanes follow.
 Only rows that some process touched travel: the processes first agree on the union of touched rows (a
 one-byte-per-row all-reduce), then all-reduce those rows' changes. An all-reduce gives every process the same
@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -30,6 +31,7 @@ from w2v.errors import W2VError
 
 log = logging.getLogger(__name__)
 
+SUMMED = 2  # a merged row gets the sum of the processes' changes, scaled to this many when more trained it
 PACKAGES = ("torch",)  # its all-reduces add the processes' changes: part of what computes a group's bytes
 
 
@@ -80,10 +82,15 @@ class Group:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def track(self, sizes: dict[str, int], device: str = "cpu") -> None:
+        """Mark, per row of each matrix (``sizes``: its rows), whether this process trains it before the merge."""
+        self.touched = {name: torch.zeros(rows, dtype=torch.uint8, device=device) for name, rows in sizes.items()}
+
     def start(self, matrices: dict[str, torch.Tensor]) -> None:
         """Remember the matrices as every process has them now (identical: same seed), and track touched rows."""
         self.base = {name: m.clone() for name, m in matrices.items()}
-        self.touched = {name: torch.zeros(len(m), dtype=torch.uint8, device=m.device) for name, m in matrices.items()}
+        device = next(iter(matrices.values())).device
+        self.track({name: len(m) for name, m in matrices.items()}, device)
 
     def touch(self, rows: dict[str, torch.Tensor]) -> None:
         """Mark the rows of each matrix a step trains."""
@@ -91,23 +98,49 @@ class Group:
             self.touched[name][index] = 1
 
     def merge(self, matrices: dict[str, torch.Tensor], loss: torch.Tensor) -> float:
-        """Add every process's change since the last merge to every matrix (the same bits everywhere); return the
-        summed loss of all processes."""
+        """Merge the processes' changes of the tensors ``matrices`` since :meth:`start` (see :meth:`exchange`)."""
+
+        def changes(rows: dict[str, torch.Tensor]) -> torch.Tensor:
+            return torch.cat([matrices[n][r] - self.base[n][r] for n, r in rows.items()])
+
+        def apply(rows: dict[str, torch.Tensor], change: torch.Tensor) -> None:
+            for (name, r), part in zip(rows.items(), torch.split(change, [len(r) for r in rows.values()])):
+                matrices[name][r] = self.base[name][r] + part
+                self.base[name][r] = matrices[name][r]
+
+        return self.exchange(loss, changes, apply)
+
+    def exchange(self, loss: torch.Tensor, changes: Callable, apply: Callable) -> float:
+        """Give every row some process trained since the last merge, in every process, its value then plus the sum
+        of the processes' changes, scaled by ``SUMMED / n`` for a row that ``n > SUMMED`` processes trained (the
+        same bits everywhere); return the summed loss of all processes.
+
+        The processes first count, per row, how many of them trained it (a one-byte-per-row all-reduce); then
+        ``changes(rows)`` gives this process's change of those rows (zero where it did not train them), the
+        changes are summed by an all-reduce, scaled, and ``apply(rows, change)`` sets them. A row each process
+        moved many times on its own (a frequent word) moves about as far in each, so the plain sum moves it once
+        per process: 4 processes merging every 1M pairs diverged on the sample. Their mean learns too slowly
+        (2 processes: analogy 0.036 against 0.058). Two processes' sum trains as well as one process, so a row
+        gets at most two processes' worth of change (bench/NOTES.md, "Many lanes and processes")."""
         started = time.perf_counter()
-        names = list(matrices)
         total = loss.reshape(1).clone()
         dist.all_reduce(total)
+        names = list(self.touched)
         union = torch.cat([self.touched[name] for name in names])
-        dist.all_reduce(union, op=dist.ReduceOp.MAX)
-        rows = dict(zip(names, (r.nonzero().squeeze(1) for r in torch.split(union, [len(matrices[n]) for n in names]))))
-        change = torch.cat([matrices[n][rows[n]] - self.base[n][rows[n]] for n in names])
+        if self.world > 255:  # a byte counts up to 255 processes
+            union = union.to(torch.int32)
+        dist.all_reduce(union)  # per row: how many processes trained it
+        parts = torch.split(union, [len(self.touched[name]) for name in names])
+        rows = {name: part.nonzero().squeeze(1) for name, part in zip(names, parts)}
+        change = changes(rows)
         dist.all_reduce(change)
+        trained_by = torch.cat([part[rows[name]] for name, part in zip(names, parts)])
+        many = trained_by > SUMMED
+        if bool(many.any()):
+            change[many] *= (SUMMED / trained_by[many].to(torch.float32))[:, None]
+        apply(rows, change)
         self.bytes_sent += union.numel() * union.element_size() + change.numel() * change.element_size() + 8
-        for name, part in zip(names, torch.split(change, [len(rows[n]) for n in names])):
-            m, b, r = matrices[name], self.base[name], rows[name]
-            m[r] = b[r] + part
-            b[r] = m[r]
-            self.rows_sent += len(r)
+        self.rows_sent += len(change)
         for marks in self.touched.values():
             marks.zero_()
         self.merges += 1
