@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Appended to each child's code: its own peak RSS and that of its worker processes (reaped by then), in MiB.
@@ -24,3 +26,12 @@ def run_child(code: str, *args: str) -> tuple[dict, str]:
     result, memory = json.loads(out[-2]), json.loads(out[-1])
     workers = f" + {memory['workers_rss']:.0f} MiB per worker" if memory["workers_rss"] > 50 else ""
     return result, f"peak RSS {memory['rss']:.0f} MiB{workers}"
+
+
+def train_project(scratch: Path, project: Path, params: dict) -> None:
+    """Make ``scratch`` a project for the train stage alone: ``project``'s vocabulary and pair shards (linked, not
+    copied) and ``params`` as its params.yaml."""
+    (scratch / "data").mkdir()
+    for name in ("pairs", "vocab"):
+        (scratch / "data" / name).symlink_to(project / "data" / name)
+    (scratch / "params.yaml").write_text(yaml.safe_dump(params))

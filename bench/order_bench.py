@@ -1,7 +1,7 @@
 """Window order: text order against shuffled windows, speed and quality, side by side in one run.
 
-    python bench/order_bench.py [--seeds 3] [--first-seed 1] [--models skipgram,cbow] [--trainers numba,torch] [--threads 2]
-                                [--orders shuffled,text] [--set KEY=VALUE ...]
+    python bench/order_bench.py [--seeds 3] [--first-seed 1] [--models skipgram,cbow] [--trainers numba,torch]
+                                [--threads 2] [--orders shuffled,text] [--set KEY=VALUE ...]
 
 On this workspace's corpus (``dvc repro vocab`` first: data/vocab), for every model, trainer and seed, builds
 the pairs once per order (``pairs.seed`` = ``train.seed`` = the seed) in a scratch directory and trains on

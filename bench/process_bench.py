@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from child import ROOT, train_project
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 
@@ -49,10 +49,7 @@ def run_layout(project: Path, processes: int, threads: int, seed: int, overrides
     params["train"].update(processes=processes, threads=threads, seed=seed, device="cpu", **overrides)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        (scratch / "data").mkdir()
-        for name in ("pairs", "vocab"):
-            (scratch / "data" / name).symlink_to(project / "data" / name)
-        (scratch / "params.yaml").write_text(yaml.safe_dump(params))
+        train_project(scratch, project, params)
         env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "stages.train"], cwd=scratch, env=env, check=True,
@@ -99,7 +96,8 @@ def main() -> None:
         merges = median.get("processes", {})
         mean = {k: statistics.mean(r[k] for r in runs) for k in ("analogy", "wordsim353") if k in runs[0]}
         print(f"{processes}x{threads:<6} {interval or '':>10} {median['train_seconds']:8.2f} "
-              f"{median['words_per_second'] / 1e6:8.3f}M {median['words_per_second'] / first['words_per_second']:5.2f}x "
+              f"{median['words_per_second'] / 1e6:8.3f}M "
+              f"{median['words_per_second'] / first['words_per_second']:5.2f}x "
               f"{merges.get('merges', 0):7} {merges.get('merge_seconds', 0):8.2f} "
               f"{merges.get('rows_merged_per_merge', 0):11,} {merges.get('bytes_per_merge', 0) / 1e6:9.2f} "
               + " ".join(f"{mean[k]:8.4f}" for k in mean))

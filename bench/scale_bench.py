@@ -7,14 +7,13 @@ Makes the corpus with bench/zipf_corpus.py (its defaults: 30M tokens, about 360k
 same arguments give the same bytes) unless ``--corpus`` names one (or ``--sample-times N``: the embedded sample,
 1.17M words, N times over), then runs download → train in a scratch project as DVC would (``python -m
 stages.NAME``, default params but ``download.source: file``, ``pairs.epochs`` and ``train.threads``; ``--device``
-and ``--set`` for the train and pairs sections, e.g. ``--set pairs.order=text``, a GPU with ``--device cuda
---set train.batch_size=65536``, or ``--set train.processes=2``). Prints per stage: wall time, throughput (corpus tokens per second), peak RSS of its largest
-process (the stage or one of its workers) and the disk its outputs take. Then gensim (``corpus_file`` mode, its
-fastest; same window, negative, sample, min_count, dim, epochs and threads) on the same file: vocabulary and
-training timed apart, peak RSS. Training speed is compared as the issue states it: raw corpus tokens × epochs ÷
-training seconds, for both. Ends with a projection to 1B and 10B words, labelled as one.
-
-The evaluate stage is left out: at this scale it measures the benchmarks, not the pipeline.
+and ``--set`` for the train and pairs sections, e.g. ``--set pairs.order=text``, a GPU with ``--device cuda --set
+train.batch_size=65536``, or ``--set train.processes=2``). Prints per stage: wall time, throughput (corpus tokens
+per second), peak RSS of its largest process (the stage or one of its workers) and the disk its outputs take. Then
+gensim (``corpus_file`` mode, its fastest; same window, negative, sample, min_count, dim, epochs and threads) on
+the same file: vocabulary and training timed apart, peak RSS. Training speed is compared as the issue states it:
+raw corpus tokens × epochs ÷ training seconds, for both. Ends with a projection to 1B and 10B words, labelled as
+one. The evaluate stage is left out: at this scale it measures the benchmarks, not the pipeline.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import yaml
-from child import ROOT
+from child import ROOT, train_project
 
 BENCHMARKS = ROOT / "data/benchmarks"
 if not BENCHMARKS.is_dir():  # before the evaluate stage ships its copies
@@ -83,10 +83,7 @@ def run_ours(threads: int, mode: str, device: str, words: int, code: Path = ROOT
     epochs = len(manifest["epochs"])
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        (scratch / "data").mkdir()
-        for name in ("pairs", "vocab"):
-            (scratch / "data" / name).symlink_to(ROOT / "data" / name)
-        (scratch / "params.yaml").write_text(yaml.safe_dump(params))
+        train_project(scratch, ROOT, params)
         env = {"PYTHONPATH": f"{code}{os.pathsep}{code / 'src'}", "PATH": str(Path(sys.executable).parent)}
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "stages.train"], cwd=scratch, env=env, check=True,

@@ -1,8 +1,9 @@
-"""pairs stage: the encoded corpus → shuffled (center, context) pair shards, one set per epoch.
+"""pairs stage: the encoded corpus → window shards in training order, one set per epoch.
 
-Each epoch subsamples frequent words, draws a dynamic window per center and shuffles its pairs with its own
-random stream derived from ``pairs.seed`` (:mod:`w2v.pairs`). Outputs in ``data/pairs/``: ``epoch-NN/shard-NNN.arrow``,
-``keep_prob.npy`` and ``manifest.json``; stats in ``metrics/pairs.json``.
+Each epoch subsamples frequent words, draws a dynamic window per center and orders the windows
+(``pairs.order``) with its own random stream derived from ``pairs.seed`` (:mod:`w2v.pairs`). Outputs in
+``data/pairs/``: ``epoch-NN/shard-NNN.arrow``, ``keep_prob.npy`` and ``manifest.json``; stats in
+``metrics/pairs.json``.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ one :class:`Rows` per matrix, :class:`Scratch`): numba passes a tuple's arrays b
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from llvmlite import ir
@@ -55,6 +55,9 @@ from w2v.portable_math import FASTMATH, LANES, accumulate, dot, forget_stale_com
 from w2v.sgns import Schedule
 from w2v.shards import MAX_WINDOW, WindowShard
 from w2v.training import chunk_ends, equal_pair_bounds
+
+if TYPE_CHECKING:  # a group's merge hands tensors over; a one-process run never imports torch
+    import torch
 
 LCG_MUL = np.uint64(6364136223846793005)
 LCG_INC = np.uint64(1442695040888963407)
