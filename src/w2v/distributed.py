@@ -6,9 +6,10 @@ rendezvous), or by :func:`relaunch` for one machine. Each holds the whole model 
 its device: the CPU kernel with its own ``train.threads`` lanes on CPU machines, torch on GPUs. For every chunk of
 ``train.process_sync_every`` pairs, process r trains the r-th of ``world`` runs of the chunk's windows (about
 equal pairs, its own noise seed), then :meth:`Group.exchange` adds every process's change of every row to the
-model as it was at the start of the chunk — the same rule the CPU trainer's deterministic lanes follow.
-Only rows that some process touched travel: the processes first agree on the union of touched rows (a
-one-byte-per-row all-reduce), then all-reduce those rows' changes. An all-reduce gives every process the same
+model as it was at the start of the chunk — the CPU trainer's lanes' rule, but for a row more than two processes
+trained, whose summed change is scaled to two processes' worth. Only rows that some process touched travel:
+the processes first count, per row, how many of them trained it (a one-byte-per-row all-reduce), then
+all-reduce those rows' changes. An all-reduce gives every process the same
 bits, in an order fixed by the world size and the backend, so a run is deterministic for a given world size.
 """
 
@@ -126,11 +127,11 @@ class Group:
         total = loss.reshape(1).clone()
         dist.all_reduce(total)
         names = list(self.touched)
-        union = torch.cat([self.touched[name] for name in names])
+        trainers = torch.cat([self.touched[name] for name in names])
         if self.world > 255:  # a byte counts up to 255 processes
-            union = union.to(torch.int32)
-        dist.all_reduce(union)  # per row: how many processes trained it
-        parts = torch.split(union, [len(self.touched[name]) for name in names])
+            trainers = trainers.to(torch.int32)
+        dist.all_reduce(trainers)  # per row: how many processes trained it
+        parts = torch.split(trainers, [len(self.touched[name]) for name in names])
         rows = {name: part.nonzero().squeeze(1) for name, part in zip(names, parts)}
         change = changes(rows)
         dist.all_reduce(change)
@@ -139,7 +140,7 @@ class Group:
         if bool(many.any()):
             change[many] *= (SUMMED / trained_by[many].to(torch.float32))[:, None]
         apply(rows, change)
-        self.bytes_sent += union.numel() * union.element_size() + change.numel() * change.element_size() + 8
+        self.bytes_sent += trainers.numel() * trainers.element_size() + change.numel() * change.element_size() + 8
         self.rows_sent += len(change)
         for marks in self.touched.values():
             marks.zero_()
