@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import statistics
 import sys
 import tempfile
@@ -106,8 +107,6 @@ def main() -> None:
                         print(json.dumps({"model": model, "trainer": trainer, "order": order, "seed": seed,
                                           **{k: round(v, 4) for k, v in run.items()}}), flush=True)
             for out in pairs_dirs.values():
-                import shutil
-
                 shutil.rmtree(out)
     print(f"\n{'model':9} {'trainer':7} {'order':9} {'train s':>8} {'analogy':>22} {'WS-353':>22} {'SimLex':>22}")
     for (model, trainer, order), runs in results.items():
