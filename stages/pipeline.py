@@ -23,6 +23,8 @@ EXIT_INTERRUPTED = 130
 # Inputs shipped with the repository.
 SAMPLE = Path("data/sample/text8-head.txt.gz")
 BENCHMARKS = Path("data/benchmarks")
+# Where a user puts the vectors training starts from (train.init_from): the train stage's DVC dependency.
+INIT = Path("data/init")
 
 # Each stage's outputs: cached directories under data/, and small files kept in git (cache: false).
 RAW = Path("data/raw")
@@ -60,7 +62,7 @@ INPUTS: dict[str, tuple[Path, ...]] = {
     "tokenize": (RAW,),
     "vocab": (TOKENS,),
     "pairs": (VOCAB,),
-    "train": (PAIRS, VOCAB),
+    "train": (PAIRS, VOCAB, INIT),
     "evaluate": (MODEL, BENCHMARKS),
 }
 OUTPUTS: dict[str, tuple[Path, ...]] = {

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.dvc_project import dvc, dvc_env, make_project, ran, set_param
@@ -43,6 +45,22 @@ def test_repro_caches_and_reruns_only_what_a_param_touches(project):
     set_param(project, "train", "negative", 3)
     assert ran(dvc(project, "repro")) == ["train", "evaluate"]
     assert json.loads((project / "metrics/train.json").read_text())["loss"] > 0
+
+    # A warm start from the model just trained: what train.init_from names lies in data/init, a dependency, so
+    # changing the init model re-runs training too.
+    shutil.copytree(project / "data/model", project / "data/init/base")
+    set_param(project, "train", "init_from", "data/init/base")
+    assert ran(dvc(project, "repro")) == ["train", "evaluate"]
+    warm = json.loads((project / "metrics/train.json").read_text())
+    assert warm["init_words"] == json.loads((project / "metrics/vocab.json").read_text())["vocab_size"]
+    assert ran(dvc(project, "repro")) == []
+    vectors = np.load(project / "data/init/base/vectors.npy")
+    np.save(project / "data/init/base/vectors.npy", vectors * np.float32(0.5))
+    assert ran(dvc(project, "repro")) == ["train", "evaluate"]
+    shutil.rmtree(project / "data/init/base")
+    set_param(project, "train", "init_from", "")
+    dvc(project, "repro")  # back to the fresh start (DVC's run cache may restore it)
+    assert "init_words" not in json.loads((project / "metrics/train.json").read_text())
 
     set_param(project, "tokenize", "workers", 1)  # speed only: not a dependency
     assert ran(dvc(project, "repro")) == []

@@ -3,8 +3,8 @@
 Formats:
 
 * a **model directory** (what the train step writes): ``vectors.npy`` (float32, row = word id), ``words.txt``
-  (one word per line, row = id), the same vectors as ``vectors.txt`` and ``vectors.bin``, and
-  ``metadata.json``;
+  (one word per line, row = id), the same vectors as ``vectors.txt`` and ``vectors.bin``, ``metadata.json``,
+  and the output matrices (``syn1neg.npy``, ``syn1.npy``: what continued training starts from);
 * word2vec.c's **text** and **binary** formats (:mod:`w2v.word2vec_format`), which gensim reads and writes
   too (``KeyedVectors.load_word2vec_format``).
 """
@@ -33,10 +33,15 @@ VECTORS_BIN = "vectors.bin"
 METADATA_JSON = "metadata.json"
 
 
-def save_model(directory: Path | str, words: Sequence[str], vectors: np.ndarray) -> None:
-    """Write every format of the model into ``directory`` (which the caller swaps in atomically)."""
+def save_model(directory: Path | str, words: Sequence[str], vectors: np.ndarray,
+               outputs: dict[str, np.ndarray] | None = None) -> None:
+    """Write every format of the model into ``directory`` (which the caller swaps in atomically); ``outputs``:
+    the output matrices by name (``syn1neg.npy``, ``syn1.npy``), which training can start from again
+    (``train.init_from``)."""
     directory = Path(directory)
     np.save(directory / VECTORS_NPY, vectors.astype(np.float32, copy=False))
+    for name, matrix in (outputs or {}).items():
+        np.save(directory / f"{name}.npy", matrix.astype(np.float32, copy=False))
     (directory / WORDS_TXT).write_text("".join(word + "\n" for word in words), encoding="utf-8")
     write_word2vec_text(directory / VECTORS_TXT, words, vectors)
     write_word2vec_binary(directory / VECTORS_BIN, words, vectors)

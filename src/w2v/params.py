@@ -225,6 +225,11 @@ class TrainParams(Section):
     process_sync_every: int = param(1_048_576, ge=1, help="processes > 1: pairs (all processes together) between "
                                                           "two merges of their models")
     curve_every: int = param(1_000_000, ge=1, help="pairs between two points of the loss curve")
+    init_from: str = param("", help="start from these vectors: a model directory of this project or a word2vec "
+                                    "text/binary file, under data/init/ (the stage's DVC dependency); '' = a fresh "
+                                    "start")
+    keep_init_words: bool = param(False, help="init_from: keep the init model's words this corpus lacks in the "
+                                              "exported model, unchanged (after the corpus's words)")
     checkpoint_minutes: float = param(5.0, gt=0, help="minutes between mid-epoch checkpoints", speed_only=True)
 
     @property
@@ -237,6 +242,9 @@ class TrainParams(Section):
             raise ParamError(f"{section}.hs = false and {section}.negative = 0 leave no output layer to train: set "
                              f"{section}.negative >= 1 (negative sampling) or {section}.hs: true (hierarchical "
                              f"softmax), or both")
+        if self.keep_init_words and not self.init_from:
+            raise ParamError(f"{section}.keep_init_words = true needs {section}.init_from: the words it keeps are "
+                             f"the init model's")
         if self.min_alpha > self.alpha:
             raise ParamError(f"{section}.min_alpha = {self.min_alpha!r} is above {section}.alpha = {self.alpha!r}: "
                              f"the learning rate decays from alpha down to min_alpha")

@@ -286,13 +286,16 @@ def write_loss_curve(handle, curve: list[list[float]]) -> None:
 
 
 def fingerprint(params: TrainParams, trainer: type[Trainer], lanes: int, device: str, manifest_sha256: str,
-                vocab_size: int) -> str:
-    """What a checkpoint must match to be resumed: every param that changes the trainer's bytes, and the input."""
+                vocab_size: int, init_sha256: str = "") -> str:
+    """What a checkpoint must match to be resumed: every param that changes the trainer's bytes, and the inputs
+    (the vectors training started from among them)."""
     ignored = set(trainer.unused_params)
     if params.processes == 1:
         ignored.add("process_sync_every")
     key = {k: v for k, v in params.result_dict().items() if k not in ignored}
     key.update(lanes=lanes, device=device, pairs_manifest=manifest_sha256, vocab_size=vocab_size)
+    if init_sha256:
+        key.update(init_sha256=init_sha256)
     return json.dumps(key, sort_keys=True)
 
 
