@@ -13,8 +13,8 @@ import yaml
 
 from tests.conftest import ROOT
 
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "src", "data/sample", "data/benchmarks", "data/init", "data/.gitignore",
-                 ".dvc/config", ".dvc/.gitignore", ".dvc/plots", ".dvcignore", ".gitignore"]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "src", "data/sample", "data/benchmarks", "data/init",
+                 "data/.gitignore", ".dvc/config", ".dvc/.gitignore", ".dvc/plots", ".dvcignore", ".gitignore"]
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
                 "GIT_COMMITTER_EMAIL": "t@t"}
 
