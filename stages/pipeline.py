@@ -31,12 +31,15 @@ RAW = Path("data/raw")
 CORPUS = RAW / "corpus.txt"
 TOKENS = Path("data/tokens")
 TOKEN_FILE = TOKENS / "tokens.parquet"
+PHRASES = Path("data/phrases")
+PHRASE_FILE = PHRASES / "tokens.parquet"
 VOCAB = Path("data/vocab")
 VOCAB_TABLE = VOCAB / "vocab.parquet"
 CORPUS_IDS = VOCAB / "corpus_ids.arrow"
 PAIRS = Path("data/pairs")
 MODEL = Path("data/model")
 TOKENIZE_METRICS = Path("metrics/tokenize.json")
+PHRASES_METRICS = Path("metrics/phrases.json")
 VOCAB_METRICS = Path("metrics/vocab.json")
 PAIRS_METRICS = Path("metrics/pairs.json")
 TRAIN_METRICS = Path("metrics/train.json")
@@ -60,7 +63,8 @@ DVC_RWLOCK = Path(".dvc/tmp/rwlock")
 INPUTS: dict[str, tuple[Path, ...]] = {
     "download": (SAMPLE.parent,),  # and the file download.path names (a templated dependency in dvc.yaml)
     "tokenize": (RAW,),
-    "vocab": (TOKENS,),
+    "phrases": (TOKENS,),
+    "vocab": (PHRASES,),
     "pairs": (VOCAB,),
     "train": (PAIRS, VOCAB, INIT),
     "evaluate": (MODEL, BENCHMARKS),
@@ -68,6 +72,7 @@ INPUTS: dict[str, tuple[Path, ...]] = {
 OUTPUTS: dict[str, tuple[Path, ...]] = {
     "download": (RAW,),
     "tokenize": (TOKENS, TOKENIZE_METRICS),
+    "phrases": (PHRASES, PHRASES_METRICS),
     "vocab": (VOCAB, VOCAB_METRICS),
     "pairs": (PAIRS, PAIRS_METRICS),
     "train": (MODEL, RUN_RECORD, TRAIN_METRICS, TRAIN_CURVE),

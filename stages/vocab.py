@@ -1,4 +1,5 @@
-"""vocab stage: count words, choose the vocabulary, and encode the corpus as int32 ids.
+"""vocab stage: count words (phrases among them, when the phrases stage joins some), choose the vocabulary, and
+encode the corpus as int32 ids.
 
 Outputs, in ``data/vocab/``:
 
@@ -25,12 +26,12 @@ log = logging.getLogger("w2v.vocab")
 @pipeline.stage
 def main() -> None:
     params = pipeline.stage_params("vocab")
-    pipeline.require(pipeline.TOKEN_FILE)
+    pipeline.require(pipeline.PHRASE_FILE)
     with atomic_dir(pipeline.VOCAB) as tmp:
-        counts = count_words(pipeline.TOKEN_FILE, params.min_count, params.workers, scratch=tmp)
+        counts = count_words(pipeline.PHRASE_FILE, params.min_count, params.workers, scratch=tmp)
         vocab = build_vocab(counts, params.min_count, params.max_vocab_size)
-        write_vocab(tmp / pipeline.VOCAB_TABLE.name, vocab, rules=tokenize_rules(pipeline.TOKEN_FILE))
-        encoded = encode_batches(pipeline.TOKEN_FILE, vocab.column("word"), params.workers)
+        write_vocab(tmp / pipeline.VOCAB_TABLE.name, vocab, rules=tokenize_rules(pipeline.PHRASE_FILE))
+        encoded = encode_batches(pipeline.PHRASE_FILE, vocab.column("word"), params.workers)
         documents, kept_tokens = write_id_file(tmp / pipeline.CORPUS_IDS.name, encoded)
     stats = vocab_stats(counts, vocab, documents, kept_tokens)
     write_json(pipeline.VOCAB_METRICS, stats)

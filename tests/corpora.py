@@ -52,3 +52,27 @@ def train_shard(trainer, shard: WindowShard, chunk_pairs: int = 7_000, first_pai
         losses.append(trainer.train_chunk(shard, start, int(end), first_pair + int(cumulative[start]), seeds) / pairs)
         start = int(end)
     return losses
+
+
+PLANTED_PHRASES = ("new york", "new york times", "bank of america", "united states", "prime minister",
+                   "air canada", "city of new york", "eye of the beholder", "york", "times", "new")
+
+
+def phrase_rows(seed: int = 0, rows: int = 3000, types: int = 2000) -> list[list[str]]:
+    """Rows of Zipf-distributed words (w0, w1, ...) and connector words, with the planted phrases scattered in
+    them (and their words alone too), so that each pass of a phrase detector has something to join."""
+    rng = np.random.default_rng(seed)
+    connectors = ["the", "of", "a", "in", "and"]
+    weights = 1.0 / np.arange(1, types + 1) ** 1.1
+    weights /= weights.sum()
+    out = []
+    for _ in range(rows):
+        length = int(rng.integers(3, 40))
+        row = [f"w{r}" for r in rng.choice(types, size=length, p=weights)]
+        for _ in range(int(rng.integers(0, 4))):
+            at = int(rng.integers(0, len(row) + 1))
+            piece = (PLANTED_PHRASES[int(rng.integers(0, len(PLANTED_PHRASES)))] if rng.random() < 0.7
+                     else connectors[int(rng.integers(0, len(connectors)))]).split()
+            row[at:at] = piece
+        out.append(row)
+    return out

@@ -301,3 +301,21 @@ def test_queries_take_the_form_of_the_corpus(trained, tmp_path):
     assert out.returncode == 0 and len(out.stdout.splitlines()) == 2
     with pytest.raises(UnknownWord, match="did you mean king"):
         Embeddings.load(trained[0]).most_similar("King")
+
+
+def test_a_phrase_is_asked_for_in_the_users_spelling(tmp_path):
+    """A model trained on phrases (its metadata names the delimiter) finds new_york for `New York`, in the library
+    and on the command line; a model without phrases does not join words."""
+    rng = np.random.default_rng(0)
+    words = ["new_york", "boston", "city", "new", "york"]
+    model = tmp_path / "model"
+    model.mkdir()
+    Embeddings(words, rng.normal(size=(5, 8)).astype(np.float32)).save(model)
+    (model / "metadata.json").write_text(json.dumps({"tokenize": {"lowercase": True, "normalize": "NFKC",
+                                                                  "phrase_delimiter": "_"}}))
+    emb = Embeddings.load(model)
+    assert "New York" in emb and emb.index("New  York") == 0
+    assert emb.most_similar("new york", topn=2) == emb.most_similar("new_york", topn=2)
+    out = w2v("similar", "New York", "-n", "2", "--model", str(model))
+    assert out.returncode == 0 and len(out.stdout.splitlines()) == 2
+    assert "new york" not in Embeddings(words, emb.vectors)  # no record of phrases: nothing is joined

@@ -224,7 +224,7 @@ def test_a_disk_that_fills_up_mid_write_is_a_clear_error_and_leaves_nothing(tmp_
     from tests.dvc_project import make_project
 
     project = make_project(tmp_path / "project")
-    for stage in ("download", "tokenize", "vocab"):
+    for stage in ("download", "tokenize", "phrases", "vocab"):
         assert subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=project,
                               capture_output=True).returncode == 0
 

@@ -1,6 +1,7 @@
 """params.yaml validation: every bad value is refused with one line naming the key, the value and the rule."""
 
 import dataclasses
+import re
 import subprocess
 import sys
 
@@ -67,13 +68,14 @@ def out_of_range(kind: type, rules: dict):
         if rules[key] is not None:
             return kind(rules[key] + step) if kind is int else float(rules[key] + step)
     if rules["regex"]:
-        return "!"
+        return next(value for value in ("!", " ", "") if not re.fullmatch(rules["regex"], value))
     return None
 
 
 @pytest.mark.parametrize("section, key, kind, rules", every_key(), ids=lambda v: v if isinstance(v, str) else "")
 def test_every_key_refuses_a_wrong_type_and_an_out_of_range_value(write_params, section, key, kind, rules):
-    wrong_type = {"x": 1} if kind is not tuple else 7  # a mapping is no scalar; a number is no list of words
+    # A mapping is no scalar; a number is no list of words, a word no list of numbers.
+    wrong_type = {"x": 1} if kind is not tuple else "x" if rules["items"] is float else 7
     with pytest.raises(ParamError, match=rf"{section}\.{key} = .* has the wrong type: must be "):
         load_params(write_params({section: {key: wrong_type}}))
     bad = out_of_range(kind, rules)

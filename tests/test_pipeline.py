@@ -21,14 +21,14 @@ def project(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_repro_caches_and_reruns_only_what_a_param_touches(project):
-    assert ran(dvc(project, "repro")) == ["download", "tokenize", "vocab", "pairs", "train", "evaluate"]
+    assert ran(dvc(project, "repro")) == ["download", "tokenize", "phrases", "vocab", "pairs", "train", "evaluate"]
     metrics = json.loads((project / "metrics/vocab.json").read_text())
     assert metrics["tokens"] == 1_171_945 and metrics["vocab_size"] > 10_000
 
     second = dvc(project, "repro")
     assert ran(second) == []
     assert all(f"Stage '{s}' didn't change, skipping" in second
-               for s in ("download", "tokenize", "vocab", "pairs", "train", "evaluate"))
+               for s in ("download", "tokenize", "phrases", "vocab", "pairs", "train", "evaluate"))
 
     set_param(project, "vocab", "min_count", 10)
     status = dvc(project, "status")
@@ -81,7 +81,7 @@ def test_repro_caches_and_reruns_only_what_a_param_touches(project):
     assert ran(dvc(project, "repro")) == ["download", "tokenize"]
 
     set_param(project, "tokenize", "max_sequence_length", 1000)
-    assert ran(dvc(project, "repro")) == ["tokenize", "vocab", "pairs", "train", "evaluate"]
+    assert ran(dvc(project, "repro")) == ["tokenize", "phrases", "vocab", "pairs", "train", "evaluate"]
     shown = dvc(project, "metrics", "show")
     # The default table holds the headline figures only, and fits a 120-column terminal.
     headline = {"Path", "analogy", "loss", "simlex999", "wordsim353", "words_per_second"}
@@ -89,6 +89,14 @@ def test_repro_caches_and_reruns_only_what_a_param_touches(project):
     assert max(map(len, shown.splitlines())) <= 120 and "metrics/vocab.json" not in shown
     details = dvc(project, "metrics", "show", "metrics/vocab.json", "metrics/eval_details.json")
     assert "vocab_size" in details and "analogy.3cosadd.accuracy" in details
+
+    # Phrases: a new stage in the cascade, its report a metrics file; the vocabulary then holds phrases.
+    set_param(project, "phrases", "passes", 1)
+    assert ran(dvc(project, "repro")) == ["phrases", "vocab", "pairs", "train", "evaluate"]
+    report = json.loads((project / "metrics/phrases.json").read_text())
+    assert report["passes"] == 1 and report["phrases"] > 1000 and "one_nine" in report["per_pass"][0]["top"]
+    set_param(project, "phrases", "workers", 1)  # speed only
+    assert ran(dvc(project, "repro")) == []
 
 
 @pytest.mark.slow

@@ -87,7 +87,8 @@ def test_no_tokens_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("stage, missing, producer", [
-    ("tokenize", "data/raw/corpus.txt", "download"), ("vocab", "data/tokens/tokens.parquet", "tokenize"),
+    ("tokenize", "data/raw/corpus.txt", "download"), ("phrases", "data/tokens/tokens.parquet", "tokenize"),
+    ("vocab", "data/phrases/tokens.parquet", "phrases"),
     ("pairs", "data/vocab/vocab.parquet", "vocab"), ("train", "data/pairs/manifest.json", "pairs"),
     ("evaluate", "data/model/vectors.npy", "train")])
 def test_missing_input_names_the_stage_to_run(tmp_path, monkeypatch, write_params, capsys, stage, missing, producer):

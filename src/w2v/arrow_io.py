@@ -111,13 +111,13 @@ def count_token_batches(path: Path | str) -> int:
         return pq.ParquetFile(path).num_row_groups
 
 
-def write_id_file(path: Path | str, batches: Iterable[pa.ListArray]) -> tuple[int, int]:
-    """Write id batches (list<int32>) as an Arrow IPC file; return (rows, ids)."""
+def write_id_file(path: Path | str, batches: Iterable[pa.ListArray], schema: pa.Schema = IDS_SCHEMA) -> tuple[int, int]:
+    """Write id batches (list<int32>, or the schema given) as an Arrow IPC file; return (rows, ids)."""
     rows = ids = 0
-    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, IDS_SCHEMA) as writer:
+    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, schema) as writer:
         for batch in batches:
             if len(batch):
-                writer.write_batch(pa.record_batch([batch], schema=IDS_SCHEMA))
+                writer.write_batch(pa.record_batch([batch], schema=schema))
                 rows += len(batch)
                 ids += len(batch.values)
     return rows, ids

@@ -71,9 +71,10 @@ class Embeddings:
     Scores follow gensim's formulas (float32, mean of unit vectors for 3CosAdd, Levy & Goldberg's shifted
     3CosMul), so both tools give the same answers on the same vectors.
 
-    ``query_form`` (``{"lowercase": bool, "normalize": "NFKC" | ... | "none"}``, read from a model directory's
-    metadata) is how the corpus was put into words: a query word not found as typed is looked up again in that
-    form, so ``King`` finds ``king`` in a lower-cased model.
+    ``query_form`` (``{"lowercase": bool, "normalize": "NFKC" | ... | "none", "phrase_delimiter": "_"}``, read
+    from a model directory's metadata) is how the corpus was put into words: a query word not found as typed is
+    looked up again in that form, so ``King`` finds ``king`` in a lower-cased model, and ``New York`` finds
+    ``new_york`` in a model trained on phrases.
     """
 
     def __init__(self, words: list[str], vectors: np.ndarray, query_form: dict | None = None) -> None:
@@ -147,10 +148,13 @@ class Embeddings:
         return self._find(word) is not None
 
     def in_query_form(self, word: str) -> str:
-        """The word as the corpus would have been tokenised: normalised, lower-cased (per ``query_form``)."""
+        """The word as the corpus would have been tokenised: normalised, lower-cased, and a phrase's words joined
+        by the phrases stage's delimiter (``New York`` → ``new_york``), per ``query_form``."""
         form = self.query_form or {}
         if form.get("normalize", "none") != "none":
             word = unicodedata.normalize(form["normalize"], word)
+        if form.get("phrase_delimiter"):
+            word = form["phrase_delimiter"].join(word.split())
         return word.lower() if form.get("lowercase") else word
 
     def _find(self, word: str) -> int | None:

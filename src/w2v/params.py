@@ -29,20 +29,22 @@ PARAMS_FILE = Path("params.yaml")
 
 
 def param(default: Any, *, choices: tuple | None = None, ge: float | None = None, gt: float | None = None,
-          le: float | None = None, lt: float | None = None, regex: str | None = None,
+          le: float | None = None, lt: float | None = None, regex: str | None = None, items: type = str,
           allowed: str = "", help: str = "", speed_only: bool = False) -> Any:
     """A dataclass field with the rules its value must follow (``allowed`` words them, if the rules can't).
 
+    ``items``: what a list (a tuple default) holds, str or float; a list of numbers also takes a single number.
     ``speed_only``: the key changes how fast a step runs (or how long it waits), never the bytes it writes.
     """
-    rules = {"choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt, "regex": regex, "allowed": allowed,
-             "help": help, "speed_only": speed_only}
+    rules = {"choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt, "regex": regex, "items": items,
+             "allowed": allowed, "help": help, "speed_only": speed_only}
     return field(default=default, metadata=rules)
 
 
-def _type_name(kind: type) -> str:
-    return {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string",
-            tuple: "a list of strings"}[kind]
+def _type_name(kind: type, items: type = str) -> str:
+    if kind is tuple:
+        return "a list of numbers" if items is float else "a list of strings"
+    return {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string"}[kind]
 
 
 def describe(rules: dict, kind: type) -> str:
@@ -53,7 +55,7 @@ def describe(rules: dict, kind: type) -> str:
         return "one of " + ", ".join(str(c) for c in rules["choices"])
     bounds = [f"{op} {rules[key]}" for key, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
               if rules[key] is not None]
-    text = _type_name(kind)
+    text = _type_name(kind, rules.get("items", str))
     if rules["regex"]:
         text += f" matching {rules['regex']}"
     return " ".join([text] + [" and ".join(bounds)] if bounds else [text])
@@ -64,7 +66,12 @@ def _coerce(section: str, name: str, value: Any, kind: type, rules: dict) -> Any
     ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
-    if kind is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+    if kind is tuple and rules.get("items", str) is float:
+        number = (int, float)
+        values = value if isinstance(value, list) else [value]
+        if all(isinstance(v, number) and not isinstance(v, bool) for v in values):
+            value, ok = tuple(float(v) for v in values), True
+    elif kind is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
         value, ok = tuple(value), True
     if not ok:
         raise ParamError(f"{where} has the wrong type: must be {describe(rules, kind)}")
@@ -165,16 +172,65 @@ class TokenizeParams(Section):
     workers: int = param(0, ge=0, help="worker processes (0 = all cores)", speed_only=True)
 
     def check(self, section: str) -> None:
-        import pyarrow.compute as pc  # deferred: the params module stays light to import
+        import numpy as np  # deferred: the params module stays light to import
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
+        # Built from buffers: pyarrow's conversion of a Python list imports pandas, half a second of every stage.
+        probe = pa.StringArray.from_buffers(4, pa.py_buffer(np.array([0, 0, 1, 2, 3], dtype=np.int32)),
+                                            pa.py_buffer(b" \n\t"))
         try:
-            matches = pc.match_substring_regex(["", " ", "\n", "\t"], self.token_pattern).to_pylist()
+            matches = pc.match_substring_regex(probe, self.token_pattern).to_pylist()
         except Exception as exc:  # pyarrow raises ArrowInvalid with RE2's own words
             raise ParamError(f"{section}.token_pattern = {self.token_pattern!r} is not a valid "
                              f"RE2 regex: {exc}") from None
         if any(matches):
             raise ParamError(f"{section}.token_pattern = {self.token_pattern!r} matches "
                              f"whitespace or the empty string: a token must be one or more non-space characters")
+
+
+SCORINGS = ("default", "npmi", "word2phrase")
+
+
+@dataclass(frozen=True)
+class PhrasesParams(Section):
+    passes: int = param(0, ge=0, le=10, help="passes of phrase detection, 0 = off; pass 2 can join a phrase of pass 1 "
+                                             "with its neighbour (new_york + times)")
+    threshold: tuple = param((10.0,), items=float,
+                             help="a pair is joined when its score is above this: one value per pass, or one for all "
+                                  "(default scoring: > 0, gensim's 10; word2phrase: its 100; npmi: -1 to 1)")
+    min_count: int = param(5, ge=1, help="words and pairs seen fewer times are never joined (as gensim and "
+                                         "word2phrase)")
+    scoring: str = param("default", choices=SCORINGS,
+                         help="default: gensim's (bigram - min_count) / (a * b) * vocabulary; npmi: gensim's "
+                              "normalised PMI; word2phrase: word2phrase.c's (bigram - min_count) / a / b * words")
+    delimiter: str = param("_", regex=r"\S+", allowed="one or more non-space characters",
+                           help="joins the words of a phrase; can never be part of a token")
+    connector_words: tuple = param((), help="words that may sit inside a phrase unscored (bank_of_america), as "
+                                            "gensim's connector_words, e.g. its English list [a, an, the, for, of, "
+                                            "with, without, at, from, to, in, on, by, and, or]; not with word2phrase")
+    workers: int = param(0, ge=0, help="threads that count the pairs (0 = all cores)", speed_only=True)
+
+    def check(self, section: str) -> None:
+        if self.passes and len(self.threshold) not in (1, self.passes):
+            raise ParamError(f"{section}.threshold = {list(self.threshold)!r} has {len(self.threshold)} values for "
+                             f"{section}.passes = {self.passes}: give one per pass, or one for all")
+        low, high = (-1.0, 1.0) if self.scoring == "npmi" else (0.0, None)
+        for value in self.threshold:
+            if (self.scoring == "npmi" and not low <= value <= high) or (self.scoring != "npmi" and value <= low):
+                allowed = "from -1 to 1" if self.scoring == "npmi" else "> 0"
+                raise ParamError(f"{section}.threshold = {value!r} is out of range for {section}.scoring = "
+                                 f"{self.scoring!r}: must be {allowed}")
+        if self.connector_words and self.scoring == "word2phrase":
+            raise ParamError(f"{section}.connector_words is set but {section}.scoring = 'word2phrase' joins adjacent "
+                             f"words only: use scoring default or npmi, or connector_words: []")
+
+    def thresholds(self) -> tuple[float, ...]:
+        """The threshold of each pass."""
+        return self.threshold * self.passes if len(self.threshold) == 1 else self.threshold
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "threshold": list(self.threshold), "connector_words": list(self.connector_words)}
 
 
 @dataclass(frozen=True)
@@ -299,6 +355,7 @@ def worker_count(requested: int) -> int:
 SECTIONS: dict[str, type[Section]] = {
     "download": DownloadParams,
     "tokenize": TokenizeParams,
+    "phrases": PhrasesParams,
     "vocab": VocabParams,
     "pairs": PairsParams,
     "train": TrainParams,

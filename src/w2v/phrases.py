@@ -1,0 +1,740 @@
+"""Phrases: join collocations (``new york`` → ``new_york``) in the token rows, as gensim's ``Phrases(...).freeze()``
+and word2vec's ``word2phrase`` do, pass after pass (pass 2 can join a phrase of pass 1 with its neighbour).
+
+Each pass reads the token file twice, one row group (a block of the corpus) at a time, so memory follows the
+distinct tokens and candidate spans, never the corpus:
+
+1. **learn**: count every token (:func:`w2v.vocab.count_words`, hash-partitioned over worker processes), give
+   each distinct token an id, then count every *span*, a candidate phrase, in a compiled hash table keyed by the
+   span's ids (exact: a slot's ids are compared, not just its hash):
+
+   * ``default`` / ``npmi`` scoring (gensim): a span runs from a token that is not a connector word to the next
+     such token of the same row, with the connector words between (``bank of america``); connector words are
+     never counted on their own, as in gensim;
+   * ``word2phrase`` scoring: every two adjacent tokens of the corpus, across rows too, as word2phrase.c counts
+     them (it reads the corpus as one stream); connector words are not part of this scheme.
+
+2. **score** each distinct span, vectorised, with the counts *as the reference tools key them: by the joined
+   string*. In pass 2 the token ``new_york`` and the two tokens ``new york`` are the same key (gensim and
+   word2phrase.c both count them together), so from the second pass on the counts are merged by string
+   (pyarrow's hash group-by) before scoring. gensim's frozen model scores a phrase by the counts of the first and
+   last *words* of its joined string (``new_york_times``: ``new`` and ``times``); word2phrase.c by the counts of
+   the two tokens it joins. Scores follow the reference formulas in the same float precision (float64 for
+   gensim, float32 for word2phrase.c) and compare with the same ``>``.
+
+3. **apply** left to right, greedily, row by row, in a compiled scan: a span whose score passes the threshold is
+   joined with the delimiter, and the token after it starts afresh (``a b c`` with ``a_b`` and ``b_c`` both
+   phrases gives ``a_b c``).
+
+Not reproduced on purpose: word2phrase.c cuts words at 59 bytes and joined pairs at 59 bytes (two long words can
+then share a key), and gensim prunes its counts past ``max_vocab_size`` (40M keys); here nothing is cut or
+pruned. ``npmi`` takes its logarithm from :mod:`w2v.portable_math` (the same bits on every CPU) where gensim
+calls the C library's: a score within about 1e-16 of the threshold could fall the other way.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numba import njit
+
+from w2v import portable_math
+from w2v.arrow_io import (
+    count_token_batches,
+    iter_id_batches,
+    lists_from_lengths,
+    read_token_batch,
+    write_id_file,
+    write_token_file,
+)
+from w2v.errors import W2VError
+from w2v.params import worker_count
+from w2v.vocab import FNV_OFFSET, FNV_PRIME, string_buffers
+
+log = logging.getLogger(__name__)
+
+SCORINGS = ("default", "npmi", "word2phrase")
+# gensim's ENGLISH_CONNECTOR_WORDS: articles, some prepositions and conjunctions.
+ENGLISH_CONNECTOR_WORDS = ("a", "an", "the", "for", "of", "with", "without", "at", "from", "to", "in", "on", "by",
+                           "and", "or")
+IDS64 = pa.schema([pa.field("ids", pa.list_(pa.int64()))])
+
+
+# --- the span table: distinct id sequences and their counts --------------------------------------------------
+
+@njit(cache=True, inline="always")
+def _mix(h):  # pragma: no cover - compiled
+    """splitmix64's finaliser: spreads the bits of a running hash."""
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+@njit(cache=True, inline="always")
+def _span_hash(ids, start, end):  # pragma: no cover - compiled
+    h = np.uint64(0x9E3779B97F4A7C15)
+    for k in range(start, end):
+        h = _mix(h ^ np.uint64(ids[k] + 1))
+    return h
+
+
+@njit(cache=True, inline="always")
+def _slot(slots, offsets, arena, source, lo, hi, h):  # pragma: no cover - compiled
+    """The slot of the sequence source[lo:hi]: its own, or the empty one where it would go. A slot holds
+    (entry + 1, hash), 0 when empty; a matching hash is confirmed id by id."""
+    mask = np.uint64(len(slots) - 1)
+    slot = h & mask
+    length = hi - lo
+    while True:
+        stored = slots[slot, 0]
+        if stored == 0:
+            return slot
+        if slots[slot, 1] == h:
+            entry = np.int64(stored) - 1
+            base = offsets[entry]
+            if offsets[entry + 1] - base == length:
+                same = True
+                for k in range(length):
+                    if arena[base + k] != source[lo + k]:
+                        same = False
+                        break
+                if same:
+                    return slot
+        slot = (slot + np.uint64(1)) & mask
+
+
+@njit(cache=True, inline="always")
+def _count(source, lo, hi, h, slots, offsets, arena, counts, state):  # pragma: no cover - compiled
+    """Count the sequence source[lo:hi] (hash ``h``) once more, a new entry if unseen (the caller reserved room);
+    ``state`` is [entries, ids used]. Return the entry."""
+    slot = _slot(slots, offsets, arena, source, lo, hi, h)
+    stored = slots[slot, 0]
+    if stored != 0:
+        entry = np.int64(stored) - 1
+        counts[entry] += 1
+        return entry
+    n, used = state[0], state[1]
+    for k in range(lo, hi):
+        arena[used + k - lo] = source[k]
+    used += hi - lo
+    offsets[n + 1] = used
+    counts[n] = 1
+    slots[slot, 0] = np.uint64(n + 1)
+    slots[slot, 1] = h
+    state[0], state[1] = n + 1, used
+    return n
+
+
+@njit(cache=True)
+def _rehash(offsets, arena, n, size):  # pragma: no cover - compiled
+    slots = np.zeros((size, 2), dtype=np.uint64)
+    mask = np.uint64(size - 1)
+    for entry in range(n):
+        h = _span_hash(arena, offsets[entry], offsets[entry + 1])
+        slot = h & mask
+        while slots[slot, 0] != 0:
+            slot = (slot + np.uint64(1)) & mask
+        slots[slot, 0] = np.uint64(entry + 1)
+        slots[slot, 1] = h
+    return slots
+
+
+@njit(cache=True, nogil=True)
+def _add_spans(ids, row_ends, connector, adjacent, previous, part, parts, slots, offsets, arena, counts, state,
+               ends):  # pragma: no cover - compiled
+    """Count the block's spans that fall in partition ``part`` of ``parts`` (by hash), and mark where each ends:
+    ``ends[i]`` = entry * parts + part for the span that ends at token i. ``previous``: the last token of the
+    block before (``adjacent`` mode pairs it with this block's first)."""
+    pair = np.empty(2, dtype=ids.dtype)
+    row_start = 0
+    for row in range(len(row_ends)):
+        row_end = row_ends[row]
+        start = -1
+        for i in range(row_start, row_end):
+            if adjacent:
+                # word2phrase.c: every two neighbours of the stream, across rows and blocks.
+                if i == 0:
+                    if previous >= 0:
+                        pair[0], pair[1] = previous, ids[0]
+                        h = _span_hash(pair, 0, 2)
+                        if h % np.uint64(parts) == part:
+                            ends[0] = _count(pair, 0, 2, h, slots, offsets, arena, counts, state) * parts + part
+                    continue
+                lo = i - 1
+            else:
+                if connector[ids[i]]:
+                    continue
+                if start < 0:
+                    start = i
+                    continue
+                lo = start
+                start = i
+            h = _span_hash(ids, lo, i + 1)
+            if h % np.uint64(parts) == part:
+                ends[i] = _count(ids, lo, i + 1, h, slots, offsets, arena, counts, state) * parts + part
+        row_start = row_end
+
+
+class SequenceCounter:
+    """Distinct sequences of ids (spans of tokens, or of words) and a count for each, in a compiled hash table
+    whose room the caller reserves before each batch of additions (:meth:`reserve`)."""
+
+    def __init__(self) -> None:
+        self.slots = np.zeros((1024, 2), dtype=np.uint64)
+        self.offsets = np.zeros(513, dtype=np.int64)
+        self.arena = np.empty(1024, dtype=np.int32)
+        self.counts = np.zeros(512, dtype=np.int64)
+        self.state = np.zeros(2, dtype=np.int64)  # entries, ids used
+        self.previous = -1
+
+    @property
+    def n(self) -> int:
+        return int(self.state[0])
+
+    def reserve(self, entries: int, ids: int) -> None:
+        """Room for ``entries`` more sequences of ``ids`` ids in all, the table at most half full."""
+        n, used = (int(v) for v in self.state)
+        if n + entries + 1 > len(self.counts):
+            size = max(4 * len(self.counts), n + entries + 1)
+            self.counts = np.concatenate([self.counts[:n], np.zeros(size - n, dtype=np.int64)])
+            self.offsets = np.concatenate([self.offsets[:n + 1], np.zeros(size - n, dtype=np.int64)])
+        if used + ids > len(self.arena):
+            arena = np.empty(max(4 * len(self.arena), used + ids), dtype=np.int32)
+            arena[:used] = self.arena[:used]
+            self.arena = arena
+        if 2 * (n + entries) > len(self.slots):
+            self.slots = _rehash(self.offsets, self.arena, n, 1 << int(4 * (n + entries)).bit_length())
+
+    @property
+    def table(self) -> tuple:
+        return self.slots, self.offsets, self.arena, self.counts, self.state
+
+    def sequences(self) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, ids) of every distinct sequence, in the order first seen."""
+        return self.offsets[:self.n + 1], self.arena[:self.state[1]]
+
+    def sequence_counts(self) -> np.ndarray:
+        return self.counts[:self.n]
+
+
+@njit(cache=True)
+def _by_words(span_offsets, span_ids, span_counts, code_offsets, code_words, code_counts, slots, offsets, arena,
+              counts, state):  # pragma: no cover - compiled
+    """Count spans and phrase tokens by the words they spell (their strings, as the reference tools key them):
+    return each span's entry and each code's (-1 for a single word, or a code not in this pass)."""
+    buffer = np.empty(64, dtype=np.int32)
+    span_entry = np.empty(len(span_counts), dtype=np.int64)
+    for s in range(len(span_counts)):
+        length = 0
+        for k in range(span_offsets[s], span_offsets[s + 1]):
+            code = span_ids[k]
+            for w in range(code_offsets[code], code_offsets[code + 1]):
+                if length == len(buffer):
+                    grown = np.empty(2 * len(buffer), dtype=np.int32)
+                    grown[:length] = buffer[:length]
+                    buffer = grown
+                buffer[length] = code_words[w]
+                length += 1
+        span_entry[s] = _count(buffer, 0, length, _span_hash(buffer, 0, length), slots, offsets, arena, counts,
+                               state)
+        counts[span_entry[s]] += span_counts[s] - 1
+    code_entry = np.full(len(code_counts), -1, dtype=np.int64)
+    for code in range(len(code_counts)):
+        lo, hi = code_offsets[code], code_offsets[code + 1]
+        if hi - lo >= 2 and code_counts[code] > 0:  # a phrase token: the same string as the span of its words
+            code_entry[code] = _count(code_words, lo, hi, _span_hash(code_words, lo, hi), slots, offsets, arena,
+                                      counts, state)
+            counts[code_entry[code]] += code_counts[code] - 1
+    return span_entry, code_entry
+
+
+@njit(cache=True)
+def _apply(ids, ends, row_ends, connector, adjacent, span_code, out, out_row_ends, joins):
+    # pragma: no cover - compiled
+    """Rewrite a block greedily, left to right, as gensim's FrozenPhrases and word2phrase.c: a candidate span
+    (``ends[i]``: the span that ends at token i, as learnt) with a code (``span_code`` >= 0: it is a phrase) is
+    written as that code and counted in ``joins``; return the tokens written."""
+    written = 0
+    row_start = 0
+    for row in range(len(row_ends)):
+        row_end = row_ends[row]
+        if adjacent:
+            i = row_start
+            while i < row_end:
+                if i + 1 < row_end and span_code[ends[i + 1]] >= 0:
+                    out[written] = span_code[ends[i + 1]]
+                    joins[ends[i + 1]] += 1
+                    written += 1
+                    i += 2
+                    continue
+                out[written] = ids[i]
+                written += 1
+                i += 1
+        else:
+            # The candidate at a word is the learnt span from the word before it (connector words between), unless
+            # that word went into a phrase: then the word starts afresh.
+            start = -1
+            for i in range(row_start, row_end):
+                if connector[ids[i]]:
+                    if start < 0:
+                        out[written] = ids[i]
+                        written += 1
+                    continue  # else: between the start token and the next word, pending
+                if start >= 0:
+                    if span_code[ends[i]] >= 0:
+                        out[written] = span_code[ends[i]]
+                        joins[ends[i]] += 1
+                        written += 1
+                        start = -1
+                        continue
+                    for k in range(start, i):
+                        out[written] = ids[k]
+                        written += 1
+                start = i
+            if start >= 0:
+                for k in range(start, row_end):
+                    out[written] = ids[k]
+                    written += 1
+        out_row_ends[row] = written
+        row_start = row_end
+    return written
+
+
+# --- scoring ----------------------------------------------------------------------------------------------------
+
+@njit(cache=True)
+def _npmi(a, b, ab, total, min_count, out):  # pragma: no cover - compiled
+    """gensim's npmi_scorer, in its order of operations (float64), -inf below min_count."""
+    n = float(total)
+    for i in range(len(ab)):
+        if ab[i] < min_count or a[i] <= 0 or b[i] <= 0 or ab[i] >= n:
+            out[i] = -np.inf  # gensim: below min_count, or a count of zero (no phrase)
+            continue
+        pa, pb, pab = a[i] / n, b[i] / n, ab[i] / n
+        out[i] = portable_math.log(pab / (pa * pb)) / -portable_math.log(pab)
+
+
+def gensim_scores(scoring: str, first: np.ndarray, last: np.ndarray, joined: np.ndarray, len_vocab: int,
+                  min_count: int, total: int) -> np.ndarray:
+    """gensim's score of each candidate (-inf where its score_candidate gives none: a count of zero)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if scoring == "default":  # (bigram - min_count) / float(a * b) * len_vocab
+            scores = (joined - min_count).astype(np.float64) / (first * last).astype(np.float64) * float(len_vocab)
+        else:
+            scores = np.empty(len(joined))
+            _npmi(first.astype(np.float64), last.astype(np.float64), joined.astype(np.float64), total, min_count,
+                  scores)
+    return np.where((first > 0) & (last > 0) & (joined > 0), scores, -np.inf)
+
+
+def word2phrase_scores(first: np.ndarray, last: np.ndarray, joined: np.ndarray, min_count: int,
+                       total: int) -> np.ndarray:
+    """word2phrase.c's ``(pab - min_count) / (real)pa / (real)pb * (real)train_words`` in float32, 0 where a count
+    is under min_count (its ``oov``)."""
+    f32 = np.float32
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = (joined - min_count).astype(f32) / first.astype(f32) / last.astype(f32) * f32(total)
+    ok = (first >= min_count) & (last >= min_count) & (joined >= min_count)
+    return np.where(ok, scores, f32(0)).astype(f32)
+
+
+# --- a pass ------------------------------------------------------------------------------------------------------
+
+def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The indices start..start+length-1 of every (start, length), one after another."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    return np.repeat(np.asarray(starts, dtype=np.int64) - (ends - lengths), lengths) + np.arange(
+        int(ends[-1]) if len(ends) else 0)
+
+
+@dataclass
+class Dictionary:
+    """The tokens of a pass by code: codes below ``len(words)`` are the corpus's words, each code after them a
+    phrase, the sequence of words it joins (``word_ids[offsets[c]:offsets[c + 1]]``)."""
+
+    words: pa.Array
+    connector: np.ndarray  # per word
+    offsets: np.ndarray
+    word_ids: np.ndarray
+
+    @classmethod
+    def of_words(cls, words: pa.Array, connectors: frozenset[str]) -> "Dictionary":
+        connector = pc.is_in(words, value_set=pa.array(sorted(connectors), pa.string())).to_numpy(
+            zero_copy_only=False)
+        return cls(words, connector, np.arange(len(words) + 1, dtype=np.int64), np.arange(len(words), dtype=np.int32))
+
+    @property
+    def size(self) -> int:
+        return len(self.offsets) - 1
+
+    def connector_codes(self) -> np.ndarray:
+        return np.concatenate([self.connector, np.zeros(self.size - len(self.words), dtype=bool)])
+
+    def extended(self, offsets: np.ndarray, word_ids: np.ndarray) -> "Dictionary":
+        """With new phrases appended (``offsets`` from 0, into ``word_ids``)."""
+        return Dictionary(self.words, self.connector, np.concatenate([self.offsets, self.offsets[-1] + offsets[1:]]),
+                          np.concatenate([self.word_ids, word_ids]).astype(np.int32))
+
+    def strings(self, delimiter: str, codes: np.ndarray | None = None) -> pa.Array:
+        """Each code (or the ``codes`` given) as text: a phrase's words joined by the delimiter."""
+        codes = np.arange(self.size) if codes is None else np.asarray(codes)
+        lengths = self.offsets[codes + 1] - self.offsets[codes]
+        lists = lists_from_lengths(lengths, self.words.take(pa.array(self.word_ids[ranges(self.offsets[codes],
+                                                                                          lengths)])))
+        return pc.binary_join(lists, delimiter)
+
+
+@dataclass
+class PassReport:
+    threshold: float
+    tokens_in: int
+    tokens_out: int = 0
+    phrases: int = 0  # distinct phrases written
+    joins: int = 0  # phrase tokens written
+    top: list[tuple[str, int]] = field(default_factory=list)  # the most frequent phrases of this pass
+
+
+@dataclass
+class Settings:
+    scoring: str
+    min_count: int
+    delimiter: str
+
+    @property
+    def adjacent(self) -> bool:
+        return self.scoring == "word2phrase"
+
+
+@njit(cache=True)
+def _intern(data, offsets, slots, hashes, word_data, word_offsets, state):  # pragma: no cover - compiled
+    """The id of each string (data, offsets) among the words seen so far, a new id for a new word (appended to
+    word_data, word_offsets; the caller reserved room); ``state`` is [words, bytes used]."""
+    ids = np.empty(len(offsets) - 1, dtype=np.int32)
+    mask = np.uint64(len(slots) - 1)
+    for i in range(len(offsets) - 1):
+        lo, hi = offsets[i], offsets[i + 1]
+        h = FNV_OFFSET
+        for k in range(lo, hi):
+            h = (h ^ np.uint64(data[k])) * FNV_PRIME
+        slot = h & mask
+        while True:
+            word = slots[slot]
+            if word < 0:
+                n, used = state[0], state[1]
+                for k in range(lo, hi):
+                    word_data[used + k - lo] = data[k]
+                word_offsets[n + 1] = used + hi - lo
+                hashes[n] = h
+                slots[slot] = n
+                state[0], state[1] = n + 1, used + hi - lo
+                ids[i] = n
+                break
+            if hashes[word] == h and word_offsets[word + 1] - word_offsets[word] == hi - lo:
+                same = True
+                start = word_offsets[word]
+                for k in range(hi - lo):
+                    if word_data[start + k] != data[lo + k]:
+                        same = False
+                        break
+                if same:
+                    ids[i] = word
+                    break
+            slot = (slot + np.uint64(1)) & mask
+    return ids
+
+
+@njit(cache=True)
+def _rehash_words(hashes, n, size):  # pragma: no cover - compiled
+    slots = np.full(size, -1, dtype=np.int64)
+    mask = np.uint64(size - 1)
+    for word in range(n):
+        slot = hashes[word] & mask
+        while slots[slot] >= 0:
+            slot = (slot + np.uint64(1)) & mask
+        slots[slot] = word
+    return slots
+
+
+class WordTable:
+    """The distinct tokens of a corpus as they are met, each given the next id (a compiled hash table of their
+    UTF-8 bytes, confirmed byte by byte)."""
+
+    def __init__(self) -> None:
+        self.slots = np.full(1 << 16, -1, dtype=np.int64)
+        self.hashes = np.empty(1 << 15, dtype=np.uint64)
+        self.data = np.empty(1 << 18, dtype=np.uint8)
+        self.offsets = np.zeros((1 << 15) + 1, dtype=np.int64)
+        self.state = np.zeros(2, dtype=np.int64)
+
+    def ids(self, strings: pa.Array) -> np.ndarray:
+        """The id of each string, new ones for unseen words. A block's distinct strings first (pyarrow's
+        dictionary encoding), so the table is probed once per distinct word, not per token."""
+        encoded = pc.dictionary_encode(strings)
+        data, offsets = string_buffers(encoded.dictionary)
+        n, used = (int(v) for v in self.state)
+        extra = len(offsets) - 1
+        if n + extra + 1 > len(self.hashes):
+            size = 4 * (n + extra + 1)
+            self.hashes = np.concatenate([self.hashes[:n], np.empty(size - n, dtype=np.uint64)])
+            self.offsets = np.concatenate([self.offsets[:n + 1], np.zeros(size - n, dtype=np.int64)])
+        if used + len(data) > len(self.data):
+            grown = np.empty(4 * (used + len(data)), dtype=np.uint8)
+            grown[:used] = self.data[:used]
+            self.data = grown
+        if 2 * (n + extra) > len(self.slots):
+            self.slots = _rehash_words(self.hashes, n, 1 << int(4 * (n + extra)).bit_length())
+        local = _intern(np.ascontiguousarray(data), np.ascontiguousarray(offsets), self.slots, self.hashes, self.data,
+                        self.offsets, self.state)
+        return local[encoded.indices.to_numpy(zero_copy_only=False)]
+
+    def words(self) -> pa.Array:
+        n = int(self.state[0])
+        return pa.LargeStringArray.from_buffers(n, pa.py_buffer(self.offsets[:n + 1].copy()),
+                                                pa.py_buffer(self.data[:self.offsets[n]].copy())).cast(pa.string())
+
+
+def encode_tokens(source: Path, target: Path, connectors: frozenset[str], delimiter: str) -> tuple[Dictionary, int]:
+    """The token file as ids of its distinct tokens (an Arrow id file, read in one go), and the dictionary of
+    those tokens."""
+    table = WordTable()
+    tokens = 0
+
+    def encoded() -> Iterator[pa.ListArray]:
+        nonlocal tokens
+        for block in range(count_token_batches(source)):
+            lists = read_token_batch(source, block)
+            values = pc.list_flatten(lists)
+            tokens += len(values)
+            yield lists_from_lengths(pc.list_value_length(lists).to_numpy(zero_copy_only=False),
+                                     pa.array(table.ids(values)))
+
+    write_id_file(target, encoded())
+    words = table.words()
+    if (token := delimiter_in_tokens(words, delimiter)) is not None:
+        raise W2VError(f"{source}: the token {token!r} holds phrases.delimiter = {delimiter!r}, so a phrase could "
+                       f"not be told from a word: choose another delimiter")
+    return Dictionary.of_words(words, connectors), tokens
+
+
+@dataclass
+class Spans:
+    """The distinct spans of a corpus, their counts, and an id file marking which span ends at each token."""
+
+    offsets: np.ndarray
+    ids: np.ndarray
+    counts: np.ndarray
+    ends: Path
+    bases: np.ndarray  # the first entry of each table
+    parts: int
+
+    @property
+    def n(self) -> int:
+        return len(self.counts)
+
+
+def learn(corpus: Path, dictionary: Dictionary, adjacent: bool, scratch: Path,
+          workers: int) -> tuple[Spans, np.ndarray]:
+    """Count every token (by code) and every span of the corpus. The spans are split by hash into one table per
+    worker thread, each thread reading every block and counting its own share; their entries are then numbered
+    one table after the other."""
+    parts = max(1, min(workers, 8))
+    tables = [SequenceCounter() for _ in range(parts)]
+    counts = np.zeros(dictionary.size, dtype=np.int64)
+    connector = dictionary.connector_codes()
+    previous = -1
+
+    def blocks() -> Iterator[pa.ListArray]:
+        nonlocal counts, previous
+        with ThreadPoolExecutor(max_workers=parts) as pool:
+            for offsets, ids in iter_id_batches(corpus):
+                counts += np.bincount(ids, minlength=dictionary.size)
+                ends = np.full(len(ids), -1, dtype=np.int64)
+                for table in tables:  # room for every span of the block in every table: a table may get them all
+                    table.reserve(len(ids) + 1, 2 * len(ids) + 2)
+                list(pool.map(lambda part: _add_spans(ids, offsets[1:], connector, adjacent, previous, part, parts,
+                                                      *tables[part].table, ends), range(parts)))
+                previous = int(ids[-1]) if len(ids) else previous
+                yield lists_from_lengths(np.diff(offsets), pa.array(ends))
+
+    ends_file = scratch / "ends.arrow"
+    write_id_file(ends_file, blocks(), IDS64)
+    bases = np.cumsum([0] + [t.n for t in tables])
+    pieces = [t.sequences() for t in tables]
+    arena_bases = np.cumsum([0] + [len(ids) for _, ids in pieces])
+    offsets = np.concatenate([[0]] + [o[1:] + arena_bases[k] for k, (o, _) in enumerate(pieces)])
+    spans = Spans(offsets.astype(np.int64), np.concatenate([ids for _, ids in pieces]).astype(np.int32),
+                  np.concatenate([t.sequence_counts() for t in tables]), ends_file, bases, parts)
+    return spans, counts
+
+
+def global_ends(ends: np.ndarray, spans: Spans) -> np.ndarray:
+    """The entries of ``ends`` (entry * parts + part of its table) in the spans' numbering; -1 stays -1."""
+    part = ends % spans.parts
+    return np.where(ends >= 0, spans.bases[part] + ends // spans.parts, -1)
+
+
+def choose(spans: SequenceCounter, counts: np.ndarray, dictionary: Dictionary, settings: Settings,
+           threshold: float) -> tuple[np.ndarray, Dictionary]:
+    """Which spans are phrases, each as the code it is written as (-1: not a phrase), and the dictionary with the
+    new phrases. Scored on the counts of the strings the reference tools key (see the module's docstring)."""
+    span_offsets, span_ids, span_counts = spans.offsets, spans.ids, spans.counts
+    words = len(dictionary.words)
+    if dictionary.size == words:  # no phrase yet: a span's string is its own, no other key spells it
+        joined, entries, span_entry, code_entry = span_counts, spans.n, np.arange(spans.n), None
+        entry_offsets, entry_ids = span_offsets, span_ids
+    else:
+        by_words = SequenceCounter()
+        code_lengths = np.diff(dictionary.offsets)
+        by_words.reserve(spans.n + dictionary.size, int(code_lengths[span_ids].sum() + code_lengths.sum()))
+        span_entry, code_entry = _by_words(span_offsets, span_ids, span_counts, dictionary.offsets,
+                                           dictionary.word_ids, counts, by_words.slots, by_words.offsets,
+                                           by_words.arena, by_words.counts, by_words.state)
+        joined, entries = by_words.sequence_counts()[span_entry], by_words.n
+        entry_offsets, entry_ids = by_words.sequences()
+    first_code, last_code = span_ids[span_offsets[:-1]], span_ids[span_offsets[1:] - 1]
+    total = int(counts.sum())
+    if settings.adjacent:  # word2phrase.c: the counts of the two tokens joined, by their strings
+        def token_counts(codes: np.ndarray) -> np.ndarray:
+            if code_entry is None:
+                return counts[codes]
+            return np.where(code_entry[codes] >= 0, by_words.counts[np.maximum(code_entry[codes], 0)], counts[codes])
+
+        scores = word2phrase_scores(token_counts(first_code), token_counts(last_code), joined, settings.min_count,
+                                    total)
+        phrase = scores > np.float32(threshold)
+    else:  # gensim's frozen model: the counts of the first and last words of the joined string
+        first_word = dictionary.word_ids[dictionary.offsets[first_code]]
+        last_word = dictionary.word_ids[dictionary.offsets[last_code + 1] - 1]
+        singles = int(((counts[:words] > 0) & ~dictionary.connector).sum())
+        scores = gensim_scores(settings.scoring, counts[first_word], counts[last_word], joined, singles + entries,
+                               settings.min_count, total)
+        phrase = scores > threshold
+
+    # A code per phrase, by its string: the token of an earlier pass that spells it, or a new one.
+    entry_code = np.full(entries, -1, dtype=np.int64)
+    if code_entry is not None:
+        known = np.flatnonzero(code_entry >= 0)
+        entry_code[code_entry[known]] = known
+    chosen = span_entry[phrase]
+    new_entries = chosen[entry_code[chosen] < 0]
+    new_entries = new_entries[np.sort(np.unique(new_entries, return_index=True)[1])]  # in first-seen order
+    entry_code[new_entries] = dictionary.size + np.arange(len(new_entries))
+    span_code = np.full(spans.n, -1, dtype=np.int64)
+    span_code[phrase] = entry_code[chosen]
+    lengths = entry_offsets[new_entries + 1] - entry_offsets[new_entries]
+    new_ids = entry_ids[ranges(entry_offsets[new_entries], lengths)]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return span_code, dictionary.extended(offsets, new_ids)
+
+
+def rewrite(corpus: Path, spans: Spans, span_code: np.ndarray, dictionary: Dictionary,
+            adjacent: bool) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Each block with its phrases joined: (row ends, codes, joins per span of this block)."""
+    connector = dictionary.connector_codes()
+    code = np.concatenate([span_code, [-1]])  # ends of -1 (no span) index the last: never a phrase
+    for (offsets, ids), (_, ends) in zip(iter_id_batches(corpus), iter_id_batches(spans.ends)):
+        out = np.empty(len(ids), dtype=np.int32)
+        out_row_ends = np.empty(len(offsets) - 1, dtype=np.int64)
+        joins = np.zeros(spans.n + 1, dtype=np.int64)
+        written = _apply(ids, global_ends(ends, spans), offsets[1:], connector, adjacent, code, out, out_row_ends,
+                         joins)
+        yield out_row_ends, out[:written], joins[:-1]
+
+
+def run_pass(corpus: Path, dictionary: Dictionary, settings: Settings, threshold: float, tokens: int,
+             write: Callable[[Iterator[pa.ListArray], Dictionary], int], scratch: Path, workers: int,
+             top: int = 10) -> tuple[Dictionary,
+                                                                                                   PassReport]:
+    """Learn the phrases of the corpus (an id file), then hand its rewritten blocks (lists of codes) to
+    ``write``, which returns the tokens it wrote."""
+    spans, counts = learn(corpus, dictionary, settings.adjacent, scratch, workers)
+    span_code, joined_dictionary = choose(spans, counts, dictionary, settings, threshold)
+    report = PassReport(threshold, tokens)
+    joins = np.zeros(spans.n, dtype=np.int64)
+
+    def blocks() -> Iterator[pa.ListArray]:
+        for row_ends, codes, block_joins in rewrite(corpus, spans, span_code, joined_dictionary, settings.adjacent):
+            np.add(joins, block_joins, out=joins)
+            yield lists_from_lengths(np.diff(np.concatenate([[0], row_ends])), pa.array(codes))
+
+    report.tokens_out = write(blocks(), joined_dictionary)
+    # Phrases by the code written (a phrase of an earlier pass can be joined again from its words).
+    per_code = np.bincount(span_code[joins > 0], weights=joins[joins > 0],
+                           minlength=joined_dictionary.size).astype(np.int64)
+    report.phrases, report.joins = int((per_code > 0).sum()), int(per_code.sum())
+    # The most frequent, ties by text: the same list whatever the order the codes were given in.
+    if report.phrases:
+        floor = np.sort(per_code)[-min(top, report.phrases)]
+        candidates = np.flatnonzero(per_code >= floor)
+        names = joined_dictionary.strings(settings.delimiter, candidates).to_pylist()
+        report.top = sorted(zip(names, per_code[candidates].tolist()), key=lambda item: (-item[1], item[0]))[:top]
+    return joined_dictionary, report
+
+
+def check_delimiter(delimiter: str, token_pattern: str | None) -> None:
+    """The delimiter must never be part of a real token, or ``new_york`` the phrase and ``new_york`` the token
+    could not be told apart."""
+    if token_pattern is None:
+        return
+    probe = pa.array([delimiter, f"a{delimiter}b", f"1{delimiter}2", f"é{delimiter}ß"])
+    found = pc.extract_regex(probe, f"(?P<token>{token_pattern})")
+    if any(delimiter in (match or {}).get("token", "") for match in found.to_pylist()):
+        raise W2VError(f"phrases.delimiter = {delimiter!r} can be part of a token under tokenize.token_pattern = "
+                       f"{token_pattern!r}: a phrase could not be told from a word; choose another delimiter, or a "
+                       f"token_pattern without it")
+
+
+def find_phrases(source: Path, target: Path, *, thresholds: tuple[float, ...], scoring: str, min_count: int,
+                 delimiter: str, connectors: frozenset[str], rules: dict | None, workers: int = 0) -> list[PassReport]:
+    """Every pass, from the token file ``source`` to the token file ``target`` (the corpus goes from pass to pass
+    as ids, in temporary files beside the target)."""
+    settings = Settings(scoring, min_count, delimiter)
+    reports: list[PassReport] = []
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".phrases-") as scratch_name:
+        scratch = Path(scratch_name)
+        corpus = scratch / "pass-0.arrow"
+        dictionary, tokens = encode_tokens(source, corpus, connectors, delimiter)
+        for number, threshold in enumerate(thresholds, 1):
+            last = number == len(thresholds)
+            following = scratch / f"pass-{number}.arrow"
+
+            def write(blocks: Iterator[pa.ListArray], joined: Dictionary, last=last, following=following) -> int:
+                if not last:
+                    return write_id_file(following, blocks)[1]
+                strings = joined.strings(delimiter)
+                return write_token_file(target, (lists_from_lengths(pc.list_value_length(b).to_numpy(),
+                                                                    strings.take(b.values)) for b in blocks),
+                                        rules)[1]
+
+            dictionary, report = run_pass(corpus, dictionary, settings, threshold, tokens, write, scratch,
+                                          worker_count(workers))
+            reports.append(report)
+            log.info("pass %d (threshold %s): %s phrases, joined %s times; %s → %s tokens", number, threshold,
+                     f"{report.phrases:,}", f"{report.joins:,}", f"{report.tokens_in:,}", f"{report.tokens_out:,}")
+            corpus, tokens = following, report.tokens_out
+    return reports
+
+
+def phrase_metrics(reports: list[PassReport]) -> dict:
+    """What the passes did, for ``metrics/phrases.json``: phrases formed and tokens per pass, the top phrases."""
+    if not reports:
+        return {"passes": 0, "phrases": 0}
+    return {"passes": len(reports), "phrases": sum(r.phrases for r in reports), "tokens_before": reports[0].tokens_in,
+            "tokens_after": reports[-1].tokens_out,
+            "per_pass": [{"threshold": r.threshold, "phrases": r.phrases, "joined": r.joins,
+                          "tokens_after": r.tokens_out, "top": dict(r.top)} for r in reports]}
+
+
+def delimiter_in_tokens(words: pa.Array, delimiter: str) -> str | None:
+    """A token of the input that holds the delimiter (pretokenized text can), or None."""
+    hits = words.filter(pc.match_substring(words, delimiter))
+    return hits[0].as_py() if len(hits) else None
