@@ -2,8 +2,9 @@
 
 * word similarity (WordSim-353, SimLex-999): Spearman and Pearson against human scores, with the pairs
   skipped as out of vocabulary;
-* Google analogies with 3CosAdd and 3CosMul over the ``evaluate.restrict_vocab`` most frequent words:
-  overall, semantic, syntactic, per section, and coverage;
+* analogies in the Google format with 3CosAdd and 3CosMul over the ``evaluate.restrict_vocab`` most frequent
+  words: overall, semantic, syntactic, per section, and coverage, for each file of ``evaluate.analogies`` (the
+  Google set by default; word2vec's phrase analogies ship beside it for models trained on phrases);
 * the nearest neighbours of ``evaluate.probe_words`` (Markdown), a 2-D PCA map of the probe words and their
   neighbours, and a cosine heatmap of the probe words (PNG); without any probe word in the vocabulary, the most
   frequent words stand in;
@@ -26,7 +27,6 @@ score, coverage and count), ``metrics/neighbours.md``, ``plots/embedding_map.png
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from stages import pipeline
 from w2v.embeddings import VECTORS_NPY, Embeddings
@@ -45,14 +45,13 @@ def main() -> None:
     params = pipeline.stage_params("evaluate")
     pipeline.require(pipeline.MODEL / VECTORS_NPY)
     emb = Embeddings.load(pipeline.MODEL)
-    word_pairs = params.word_pair_files()
-    analogies_file = Path(params.analogies) if params.analogies else None
-    for path in [*word_pairs.values(), *([analogies_file] if analogies_file else [])]:
+    word_pairs, analogy_files = params.word_pair_files(), params.analogy_files()
+    for path in [*word_pairs.values(), *analogy_files.values()]:
         if not path.resolve().is_relative_to(pipeline.BENCHMARKS.resolve()):
             log.warning("%s is outside %s, so not a DVC dependency: `dvc repro` will not notice when it changes "
                         "(put your benchmark files in %s)", path, pipeline.BENCHMARKS, pipeline.BENCHMARKS)
     try:
-        metrics, analogies = benchmark_metrics(emb, word_pairs, analogies_file, params.restrict_vocab)
+        metrics, analogies = benchmark_metrics(emb, word_pairs, analogy_files, params.restrict_vocab)
     except FileNotFoundError as exc:
         raise W2VError(f"{exc.filename}: not found (evaluate.word_pairs / evaluate.analogies); the bundled "
                        f"benchmark files ship with the repository (restore them with `git checkout -- "

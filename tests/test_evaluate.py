@@ -319,3 +319,35 @@ def test_a_phrase_is_asked_for_in_the_users_spelling(tmp_path):
     out = w2v("similar", "New York", "-n", "2", "--model", str(model))
     assert out.returncode == 0 and len(out.stdout.splitlines()) == 2
     assert "new york" not in Embeddings(words, emb.vectors)  # no record of phrases: nothing is joined
+
+
+def test_several_analogy_files_score_under_their_names(tmp_path, monkeypatch, write_params):
+    """The first analogy file keeps the name `analogy` (the headline of one file, as before); the others score as
+    analogy_<file name>, in the headline, the details and the report, each with its sections."""
+    words = ["boston", "boston_globe", "chicago", "chicago_tribune", "paris", "france", "rome", "italy", "x", "y"]
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(len(words), 16)).astype(np.float32)
+    vectors[3] = vectors[2] + vectors[1] - vectors[0]  # chicago_tribune = chicago + (boston_globe - boston)
+    vectors[7] = vectors[6] + vectors[5] - vectors[4]
+    (tmp_path / "data/model").mkdir(parents=True)
+    save_model(tmp_path / "data/model", words, vectors)
+    (tmp_path / "data/benchmarks").mkdir()
+    (tmp_path / "data/benchmarks/capitals.txt").write_text(": capitals\nparis france rome italy\n")
+    (tmp_path / "data/benchmarks/papers.txt").write_text(": newspapers\nboston boston_globe chicago chicago_tribune\n")
+    write_params({"evaluate": {"word_pairs": [], "analogies": ["data/benchmarks/capitals.txt",
+                                                               "data/benchmarks/papers.txt"]}})
+    monkeypatch.chdir(tmp_path)
+    evaluate_stage.main()
+    assert json.loads((tmp_path / "metrics/eval.json").read_text()) == {"analogy": 1.0, "analogy_papers": 1.0}
+    details = json.loads((tmp_path / "metrics/eval_details.json").read_text())
+    assert details["analogy_papers"]["answered"] == 1 and details["analogy"]["questions"] == 1
+    report = (tmp_path / "metrics/neighbours.md").read_text()
+    assert "| analogy_papers 3cosadd (semantic / syntactic) | 1.0000" in report
+    assert "## Analogy sections: analogy_papers" in report and "| newspapers | 1.0000 |" in report
+
+
+def test_two_benchmarks_of_one_name_are_refused():
+    with pytest.raises(ParamError, match="two files cannot both be called 'analogy_questions-words'"):
+        EvaluateParams.from_mapping("evaluate", {"analogies": ["a/x.txt", "data/questions-words.txt",
+                                                               "b/questions-words.txt"]})
+    assert EvaluateParams.from_mapping("evaluate", {"analogies": "a.txt"}).analogies == ("a.txt",)

@@ -123,12 +123,14 @@ def write_id_file(path: Path | str, batches: Iterable[pa.ListArray], schema: pa.
     return rows, ids
 
 
-def iter_id_batches(path: Path | str, start: int = 0,
-                    stop: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def iter_id_batches(path: Path | str, start: int = 0, stop: int | None = None,
+                    mapped: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (offsets, ids) per batch (from batch ``start`` to ``stop``) as numpy views of the memory-mapped file
-    (no copy). ``ids[offsets[i]:offsets[i+1]]`` is document i of the batch."""
+    (no copy). ``ids[offsets[i]:offsets[i+1]]`` is document i of the batch. ``mapped=False`` reads each batch
+    into memory instead, freed with it: a pass over a whole large file then never holds more than a batch (a
+    mapped file's pages stay in the process's resident memory once read)."""
     with reading(path):
-        source = pa.memory_map(str(path), "r")
+        source = pa.memory_map(str(path), "r") if mapped else pa.OSFile(str(path), "r")
         reader = ipc.open_file(source)
         for index in range(start, reader.num_record_batches if stop is None else stop):
             lists = reader.get_batch(index).column(0)

@@ -73,6 +73,8 @@ def _coerce(section: str, name: str, value: Any, kind: type, rules: dict) -> Any
             value, ok = tuple(float(v) for v in values), True
     elif kind is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
         value, ok = tuple(value), True
+    elif kind is tuple and isinstance(value, str):  # one file: a list of one ("" = none)
+        value, ok = ((value,) if value else ()), True
     if not ok:
         raise ParamError(f"{where} has the wrong type: must be {describe(rules, kind)}")
     if rules["choices"] and value not in rules["choices"]:
@@ -316,8 +318,9 @@ PROBE_WORDS = ("king", "queen", "france", "paris", "computer", "music", "war", "
 class EvaluateParams(Section):
     word_pairs: tuple = param(WORD_PAIR_FILES, help="word-similarity files (word TAB word TAB score), each scored "
                                                     "by Spearman under its file name; [] = none")
-    analogies: str = param(ANALOGY_FILE, help="analogy file in the Google format (': section', then 'a b c d' "
-                                              "lines); '' = none")
+    analogies: tuple = param((ANALOGY_FILE,), help="analogy files in the Google format (': section', then 'a b c d' "
+                                                   "lines); the first scores as 'analogy' (the headline), the others "
+                                                   "as analogy_<file name>; [] = none")
     restrict_vocab: int = param(30000, ge=1, help="analogy answers come from this many most frequent words")
     probe_words: tuple = param(PROBE_WORDS, help="words whose nearest neighbours go into the report and the map")
     topn: int = param(10, ge=1, help="neighbours listed per probe word in the report")
@@ -332,19 +335,26 @@ class EvaluateParams(Section):
                                                    "Projector (data/projector)")
 
     def check(self, section: str) -> None:
-        names = [Path(path).stem for path in self.word_pairs]
+        names = [Path(path).stem for path in self.word_pairs] + list(self.analogy_files())
         for name in names:
-            if names.count(name) > 1 or name == "analogy":
-                raise ParamError(f"{section}.word_pairs = {list(self.word_pairs)!r}: each file's name (less its "
-                                 f"suffix) names its scores, so two files cannot both be called {name!r} "
-                                 f"(nor any 'analogy')")
+            if names.count(name) > 1:
+                raise ParamError(f"{section}.word_pairs = {list(self.word_pairs)!r}, {section}.analogies = "
+                                 f"{list(self.analogies)!r}: each file's name (less its suffix) names its scores, so "
+                                 f"two files cannot both be called {name!r}")
+
+    def analogy_files(self) -> dict[str, Path]:
+        """Each analogy file under the name its scores take: the first ``analogy`` (the headline score, as with one
+        file), the others ``analogy_<file name less suffix>``."""
+        return {("analogy" if i == 0 else f"analogy_{Path(path).stem}"): Path(path)
+                for i, path in enumerate(self.analogies)}
 
     def word_pair_files(self) -> dict[str, Path]:
         """Each word-similarity file under the name its scores take in the metrics (the file name less suffix)."""
         return {Path(path).stem: Path(path) for path in self.word_pairs}
 
     def to_dict(self) -> dict:
-        return {**super().to_dict(), "probe_words": list(self.probe_words), "word_pairs": list(self.word_pairs)}
+        return {**super().to_dict(), "probe_words": list(self.probe_words), "word_pairs": list(self.word_pairs),
+                "analogies": list(self.analogies)}
 
 
 def worker_count(requested: int) -> int:

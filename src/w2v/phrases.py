@@ -78,31 +78,49 @@ def _mix(h):  # pragma: no cover - compiled
     return h ^ (h >> np.uint64(31))
 
 
+SEED = np.uint64(0x9E3779B97F4A7C15)
+
+
 @njit(cache=True, inline="always")
 def _span_hash(ids, start, end):  # pragma: no cover - compiled
-    h = np.uint64(0x9E3779B97F4A7C15)
+    h = SEED
     for k in range(start, end):
         h = _mix(h ^ np.uint64(ids[k] + 1))
     return h
 
 
+# A slot of a span table is two uint64s (16 bytes): the key, 0 when empty, and (entry << 32) | count. A pair's key
+# is its two ids packed, (a + 1) << 32 | (b + 1), so a pair is found, exactly, by reading its slot alone; a longer
+# span (connector words in it) keys on its hash with the top bit set, and is confirmed id by id in the arena.
+LONG_SPAN = np.uint64(1 << 63)
+COUNT_MASK = np.uint64(0xFFFFFFFF)
+LOAD = 0.7  # the most a table is filled before it grows
+
+
 @njit(cache=True, inline="always")
-def _slot(slots, offsets, arena, source, lo, hi, h):  # pragma: no cover - compiled
-    """The slot of the sequence source[lo:hi]: its own, or the empty one where it would go. A slot holds
-    (entry + 1, hash), 0 when empty; a matching hash is confirmed id by id."""
+def _key(source, lo, hi, h):  # pragma: no cover - compiled
+    if hi - lo == 2:
+        return (np.uint64(source[lo] + 1) << np.uint64(32)) | np.uint64(source[lo + 1] + 1)
+    return h | LONG_SPAN
+
+
+@njit(cache=True, inline="always")
+def _slot(slots, offsets, arena, source, lo, hi, h, key):  # pragma: no cover - compiled
+    """The slot of the span source[lo:hi] (hash ``h``, key ``key``): its own, or the empty one where it would go."""
     mask = np.uint64(len(slots) - 1)
     slot = h & mask
-    length = hi - lo
     while True:
         stored = slots[slot, 0]
         if stored == 0:
             return slot
-        if slots[slot, 1] == h:
-            entry = np.int64(stored) - 1
+        if stored == key:
+            if key & LONG_SPAN == 0:
+                return slot
+            entry = np.int64(slots[slot, 1] >> np.uint64(32))
             base = offsets[entry]
-            if offsets[entry + 1] - base == length:
+            if offsets[entry + 1] - base == hi - lo:
                 same = True
-                for k in range(length):
+                for k in range(hi - lo):
                     if arena[base + k] != source[lo + k]:
                         same = False
                         break
@@ -112,75 +130,114 @@ def _slot(slots, offsets, arena, source, lo, hi, h):  # pragma: no cover - compi
 
 
 @njit(cache=True, inline="always")
-def _count(source, lo, hi, h, slots, offsets, arena, counts, state):  # pragma: no cover - compiled
-    """Count the sequence source[lo:hi] (hash ``h``) once more, a new entry if unseen (the caller reserved room);
-    ``state`` is [entries, ids used]. Return the entry."""
-    slot = _slot(slots, offsets, arena, source, lo, hi, h)
-    stored = slots[slot, 0]
-    if stored != 0:
-        entry = np.int64(stored) - 1
-        counts[entry] += 1
-        return entry
+def _count(source, lo, hi, h, add, slots, offsets, arena, state):  # pragma: no cover - compiled
+    """Add ``add`` to the count of the span source[lo:hi] (hash ``h``), a new entry if unseen (the caller
+    reserved room); ``state`` is [entries, ids used, overflowed]. Return the entry."""
+    key = _key(source, lo, hi, h)
+    slot = _slot(slots, offsets, arena, source, lo, hi, h, key)
+    if slots[slot, 0] != 0:
+        value = slots[slot, 1]
+        if (value & COUNT_MASK) + np.uint64(add) > COUNT_MASK:
+            state[2] = 1  # more than 2**32 - 1: the caller stops with an error rather than count wrong
+        else:
+            slots[slot, 1] = value + np.uint64(add)
+        return np.int64(value >> np.uint64(32))
     n, used = state[0], state[1]
     for k in range(lo, hi):
         arena[used + k - lo] = source[k]
     used += hi - lo
     offsets[n + 1] = used
-    counts[n] = 1
-    slots[slot, 0] = np.uint64(n + 1)
-    slots[slot, 1] = h
+    slots[slot, 0] = key
+    slots[slot, 1] = (np.uint64(n) << np.uint64(32)) | np.uint64(add)
     state[0], state[1] = n + 1, used
     return n
 
 
-@njit(cache=True)
-def _rehash(offsets, arena, n, size):  # pragma: no cover - compiled
-    slots = np.zeros((size, 2), dtype=np.uint64)
+@njit(cache=True, nogil=True)
+def _rehash(slots, size):  # pragma: no cover - compiled
+    grown = np.zeros((size, 2), dtype=np.uint64)
     mask = np.uint64(size - 1)
-    for entry in range(n):
-        h = _span_hash(arena, offsets[entry], offsets[entry + 1])
-        slot = h & mask
-        while slots[slot, 0] != 0:
-            slot = (slot + np.uint64(1)) & mask
-        slots[slot, 0] = np.uint64(entry + 1)
-        slots[slot, 1] = h
-    return slots
+    for old in range(len(slots)):
+        key = slots[old, 0]
+        if key != 0:
+            if key & LONG_SPAN:
+                h = key ^ LONG_SPAN  # the hash less its top bit: the same low bits, the same home slot
+            else:  # a pair's hash, from the ids in its key (as _span_hash computes it)
+                h = _mix(_mix(SEED ^ (key >> np.uint64(32))) ^ (key & COUNT_MASK))
+            slot = h & mask
+            while grown[slot, 0] != 0:
+                slot = (slot + np.uint64(1)) & mask
+            grown[slot, 0] = key
+            grown[slot, 1] = slots[old, 1]
+    return grown
+
+
+@njit(cache=True)
+def _gather_counts(slots, n):  # pragma: no cover - compiled
+    counts = np.zeros(n, dtype=np.int64)
+    for slot in range(len(slots)):
+        if slots[slot, 0] != 0:
+            counts[np.int64(slots[slot, 1] >> np.uint64(32))] = np.int64(slots[slot, 1] & COUNT_MASK)
+    return counts
+
+
+BUCKET_BITS = 8
+BUCKETS = 1 << BUCKET_BITS  # a span's hash (its top bits) picks one of this many tables: each stays in the caches
 
 
 @njit(cache=True, nogil=True)
-def _add_spans(ids, row_ends, connector, adjacent, previous, part, parts, slots, offsets, arena, counts, state,
-               ends):  # pragma: no cover - compiled
-    """Count the block's spans that fall in partition ``part`` of ``parts`` (by hash), and mark where each ends:
-    ``ends[i]`` = entry * parts + part for the span that ends at token i. ``previous``: the last token of the
-    block before (``adjacent`` mode pairs it with this block's first)."""
-    pair = np.empty(2, dtype=ids.dtype)
+def _span_starts(source, shift, row_ends, connector, adjacent):  # pragma: no cover - compiled
+    """For each token i of a block (``source[i + shift]``; ``shift`` = 1 when the token before the block is
+    prepended), where the span that ends at it starts in ``source`` (-1: none ends there), the span's hash, and
+    the spans' table (its hash's top bits) grouped: (starts, hashes, positions by table, each table's first)."""
+    n = row_ends[len(row_ends) - 1] if len(row_ends) else 0
+    starts = np.full(n, -1, dtype=np.int64)
+    hashes = np.zeros(n, dtype=np.uint64)
     row_start = 0
     for row in range(len(row_ends)):
-        row_end = row_ends[row]
         start = -1
-        for i in range(row_start, row_end):
-            if adjacent:
-                # word2phrase.c: every two neighbours of the stream, across rows and blocks.
-                if i == 0:
-                    if previous >= 0:
-                        pair[0], pair[1] = previous, ids[0]
-                        h = _span_hash(pair, 0, 2)
-                        if h % np.uint64(parts) == part:
-                            ends[0] = _count(pair, 0, 2, h, slots, offsets, arena, counts, state) * parts + part
+        for i in range(row_start, row_ends[row]):
+            at = i + shift
+            if adjacent:  # word2phrase.c: every two neighbours of the stream, across rows and blocks
+                if at == 0:
                     continue
-                lo = i - 1
+                lo = at - 1
             else:
-                if connector[ids[i]]:
+                if connector[source[at]]:
                     continue
                 if start < 0:
-                    start = i
+                    start = at
                     continue
                 lo = start
-                start = i
-            h = _span_hash(ids, lo, i + 1)
-            if h % np.uint64(parts) == part:
-                ends[i] = _count(ids, lo, i + 1, h, slots, offsets, arena, counts, state) * parts + part
-        row_start = row_end
+                start = at
+            starts[i] = lo
+            hashes[i] = _span_hash(source, lo, at + 1)
+        row_start = row_ends[row]
+    shift_bits = np.uint64(64 - BUCKET_BITS)
+    sizes = np.zeros(BUCKETS + 1, dtype=np.int64)
+    for i in range(n):
+        if starts[i] >= 0:
+            sizes[np.int64(hashes[i] >> shift_bits) + 1] += 1
+    first = np.cumsum(sizes)
+    fill = first[:BUCKETS].copy()
+    positions = np.empty(first[BUCKETS], dtype=np.int64)
+    for i in range(n):  # in block order within each table: entries are numbered as first seen
+        if starts[i] >= 0:
+            bucket = np.int64(hashes[i] >> shift_bits)
+            positions[fill[bucket]] = i
+            fill[bucket] += 1
+    return starts, hashes, positions, first
+
+
+@njit(cache=True, nogil=True)
+def _count_positions(source, shift, starts, hashes, positions, bucket, slots, offsets, arena, state, ends):
+    # pragma: no cover - compiled
+    """Count the spans that end at ``positions`` (all of table ``bucket``; the caller reserved room) and mark
+    where each ends: ``ends[i]`` = entry * BUCKETS + bucket."""
+    for k in range(len(positions)):
+        i = positions[k]
+        entry = _count(source, starts[i], i + shift + 1, hashes[i], 1, slots, offsets, arena, state)
+        ends[i] = entry * BUCKETS + bucket
 
 
 class SequenceCounter:
@@ -191,43 +248,45 @@ class SequenceCounter:
         self.slots = np.zeros((1024, 2), dtype=np.uint64)
         self.offsets = np.zeros(513, dtype=np.int64)
         self.arena = np.empty(1024, dtype=np.int32)
-        self.counts = np.zeros(512, dtype=np.int64)
-        self.state = np.zeros(2, dtype=np.int64)  # entries, ids used
-        self.previous = -1
+        self.state = np.zeros(3, dtype=np.int64)  # entries, ids used, a count overflowed
 
     @property
     def n(self) -> int:
         return int(self.state[0])
 
     def reserve(self, entries: int, ids: int) -> None:
-        """Room for ``entries`` more sequences of ``ids`` ids in all, the table at most half full."""
-        n, used = (int(v) for v in self.state)
-        if n + entries + 1 > len(self.counts):
-            size = max(4 * len(self.counts), n + entries + 1)
-            self.counts = np.concatenate([self.counts[:n], np.zeros(size - n, dtype=np.int64)])
-            self.offsets = np.concatenate([self.offsets[:n + 1], np.zeros(size - n, dtype=np.int64)])
+        """Room for ``entries`` more sequences of ``ids`` ids in all, the table at most ``LOAD`` full; what grows
+        at least doubles."""
+        n, used = int(self.state[0]), int(self.state[1])
+        if n + entries + 2 > len(self.offsets):
+            size = max(2 * len(self.offsets), n + entries + 2)
+            self.offsets = np.concatenate([self.offsets[:n + 1], np.zeros(size - n - 1, dtype=np.int64)])
         if used + ids > len(self.arena):
-            arena = np.empty(max(4 * len(self.arena), used + ids), dtype=np.int32)
+            arena = np.empty(max(2 * len(self.arena), used + ids), dtype=np.int32)
             arena[:used] = self.arena[:used]
             self.arena = arena
-        if 2 * (n + entries) > len(self.slots):
-            self.slots = _rehash(self.offsets, self.arena, n, 1 << int(4 * (n + entries)).bit_length())
+        if n + entries > LOAD * len(self.slots):
+            size = max(2 * len(self.slots), 1 << int((n + entries) / LOAD).bit_length())
+            self.slots = _rehash(self.slots, size)
 
     @property
     def table(self) -> tuple:
-        return self.slots, self.offsets, self.arena, self.counts, self.state
+        return self.slots, self.offsets, self.arena, self.state
 
     def sequences(self) -> tuple[np.ndarray, np.ndarray]:
         """(offsets, ids) of every distinct sequence, in the order first seen."""
         return self.offsets[:self.n + 1], self.arena[:self.state[1]]
 
     def sequence_counts(self) -> np.ndarray:
-        return self.counts[:self.n]
+        if self.state[2]:
+            raise W2VError("a pair of tokens occurs more than 4,294,967,295 times, more than the phrases stage counts: "
+                           "split the corpus")
+        return _gather_counts(self.slots, self.n)
 
 
 @njit(cache=True)
 def _by_words(span_offsets, span_ids, span_counts, code_offsets, code_words, code_counts, slots, offsets, arena,
-              counts, state):  # pragma: no cover - compiled
+              state):  # pragma: no cover - compiled
     """Count spans and phrase tokens by the words they spell (their strings, as the reference tools key them):
     return each span's entry and each code's (-1 for a single word, or a code not in this pass)."""
     buffer = np.empty(64, dtype=np.int32)
@@ -243,25 +302,35 @@ def _by_words(span_offsets, span_ids, span_counts, code_offsets, code_words, cod
                     buffer = grown
                 buffer[length] = code_words[w]
                 length += 1
-        span_entry[s] = _count(buffer, 0, length, _span_hash(buffer, 0, length), slots, offsets, arena, counts,
-                               state)
-        counts[span_entry[s]] += span_counts[s] - 1
+        span_entry[s] = _count(buffer, 0, length, _span_hash(buffer, 0, length), span_counts[s], slots, offsets,
+                               arena, state)
     code_entry = np.full(len(code_counts), -1, dtype=np.int64)
     for code in range(len(code_counts)):
         lo, hi = code_offsets[code], code_offsets[code + 1]
         if hi - lo >= 2 and code_counts[code] > 0:  # a phrase token: the same string as the span of its words
-            code_entry[code] = _count(code_words, lo, hi, _span_hash(code_words, lo, hi), slots, offsets, arena,
-                                      counts, state)
-            counts[code_entry[code]] += code_counts[code] - 1
+            code_entry[code] = _count(code_words, lo, hi, _span_hash(code_words, lo, hi), code_counts[code], slots,
+                                      offsets, arena, state)
     return span_entry, code_entry
 
 
+@njit(cache=True, inline="always")
+def _is_phrase(phrase_bits, entry):  # pragma: no cover - compiled
+    if entry < 0:
+        return False
+    return (phrase_bits[entry >> 6] >> np.uint64(entry & 63)) & np.uint64(1) != 0
+
+
 @njit(cache=True)
-def _apply(ids, ends, row_ends, connector, adjacent, span_code, out, out_row_ends, joins):
+def _apply(ids, ends, bases, parts, row_ends, connector, adjacent, span_code, phrase_bits, out, out_row_ends, joins):
     # pragma: no cover - compiled
     """Rewrite a block greedily, left to right, as gensim's FrozenPhrases and word2phrase.c: a candidate span
-    (``ends[i]``: the span that ends at token i, as learnt) with a code (``span_code`` >= 0: it is a phrase) is
-    written as that code and counted in ``joins``; return the tokens written."""
+    (``ends[i]``: the span that ends at token i, as learnt, entry * parts + table) that is a phrase (its bit in
+    ``phrase_bits``, which stays in the caches where ``span_code`` of every span would not) is written as its code
+    and counted in ``joins``; return the tokens written."""
+    # The spans in one numbering (each table's entries after the tables before it); -1 (no span) stays -1.
+    for i in range(len(ends)):
+        if ends[i] >= 0:
+            ends[i] = bases[ends[i] % parts] + ends[i] // parts
     written = 0
     row_start = 0
     for row in range(len(row_ends)):
@@ -269,7 +338,7 @@ def _apply(ids, ends, row_ends, connector, adjacent, span_code, out, out_row_end
         if adjacent:
             i = row_start
             while i < row_end:
-                if i + 1 < row_end and span_code[ends[i + 1]] >= 0:
+                if i + 1 < row_end and _is_phrase(phrase_bits, ends[i + 1]):
                     out[written] = span_code[ends[i + 1]]
                     joins[ends[i + 1]] += 1
                     written += 1
@@ -289,7 +358,7 @@ def _apply(ids, ends, row_ends, connector, adjacent, span_code, out, out_row_end
                         written += 1
                     continue  # else: between the start token and the next word, pending
                 if start >= 0:
-                    if span_code[ends[i]] >= 0:
+                    if _is_phrase(phrase_bits, ends[i]):
                         out[written] = span_code[ends[i]]
                         joins[ends[i]] += 1
                         written += 1
@@ -475,10 +544,9 @@ class WordTable:
         self.offsets = np.zeros((1 << 15) + 1, dtype=np.int64)
         self.state = np.zeros(2, dtype=np.int64)
 
-    def ids(self, strings: pa.Array) -> np.ndarray:
-        """The id of each string, new ones for unseen words. A block's distinct strings first (pyarrow's
-        dictionary encoding), so the table is probed once per distinct word, not per token."""
-        encoded = pc.dictionary_encode(strings)
+    def ids(self, encoded: pa.DictionaryArray) -> np.ndarray:
+        """The id of each string of a dictionary-encoded array, new ones for unseen words: the table is probed once
+        per distinct word of the array, not per token."""
         data, offsets = string_buffers(encoded.dictionary)
         n, used = (int(v) for v in self.state)
         extra = len(offsets) - 1
@@ -502,20 +570,30 @@ class WordTable:
                                                 pa.py_buffer(self.data[:self.offsets[n]].copy())).cast(pa.string())
 
 
+def _read_encoded(source: Path, block: int) -> tuple[np.ndarray, pa.DictionaryArray]:
+    """A block's row lengths and its tokens dictionary-encoded (pyarrow, which lets other threads run)."""
+    lists = read_token_batch(source, block)
+    return (pc.list_value_length(lists).to_numpy(zero_copy_only=False),
+            pc.dictionary_encode(pc.list_flatten(lists)))
+
+
 def encode_tokens(source: Path, target: Path, connectors: frozenset[str], delimiter: str) -> tuple[Dictionary, int]:
     """The token file as ids of its distinct tokens (an Arrow id file, read in one go), and the dictionary of
-    those tokens."""
+    those tokens. The next block is read and dictionary-encoded in a thread while this one's words get their ids."""
     table = WordTable()
     tokens = 0
 
     def encoded() -> Iterator[pa.ListArray]:
         nonlocal tokens
-        for block in range(count_token_batches(source)):
-            lists = read_token_batch(source, block)
-            values = pc.list_flatten(lists)
-            tokens += len(values)
-            yield lists_from_lengths(pc.list_value_length(lists).to_numpy(zero_copy_only=False),
-                                     pa.array(table.ids(values)))
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            blocks = count_token_batches(source)
+            ahead = reader.submit(_read_encoded, source, 0) if blocks else None
+            for block in range(blocks):
+                lengths, values = ahead.result()
+                if block + 1 < blocks:
+                    ahead = reader.submit(_read_encoded, source, block + 1)
+                tokens += len(values)
+                yield lists_from_lengths(lengths, pa.array(table.ids(values)))
 
     write_id_file(target, encoded())
     words = table.words()
@@ -543,25 +621,33 @@ class Spans:
 
 def learn(corpus: Path, dictionary: Dictionary, adjacent: bool, scratch: Path,
           workers: int) -> tuple[Spans, np.ndarray]:
-    """Count every token (by code) and every span of the corpus. The spans are split by hash into one table per
-    worker thread, each thread reading every block and counting its own share; their entries are then numbered
-    one table after the other."""
-    parts = max(1, min(workers, 8))
-    tables = [SequenceCounter() for _ in range(parts)]
+    """Count every token (by code) and every span of the corpus. Each block's spans go, by hash, to one of
+    ``BUCKETS`` tables, each table counted on its own (a share of the tables per thread), so that what a lookup
+    touches stays in the CPU's caches; the tables' entries are then numbered one table after the other."""
+    tables = [SequenceCounter() for _ in range(BUCKETS)]
+    threads = max(1, min(workers, 8))
     counts = np.zeros(dictionary.size, dtype=np.int64)
     connector = dictionary.connector_codes()
     previous = -1
 
     def blocks() -> Iterator[pa.ListArray]:
         nonlocal counts, previous
-        with ThreadPoolExecutor(max_workers=parts) as pool:
-            for offsets, ids in iter_id_batches(corpus):
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for offsets, ids in iter_id_batches(corpus, mapped=False):
                 counts += np.bincount(ids, minlength=dictionary.size)
+                shift = int(adjacent and previous >= 0)  # the token before the block pairs with its first
+                source = np.concatenate([[previous], ids]).astype(ids.dtype) if shift else ids
+                starts, hashes, positions, first = _span_starts(source, shift, offsets[1:], connector, adjacent)
                 ends = np.full(len(ids), -1, dtype=np.int64)
-                for table in tables:  # room for every span of the block in every table: a table may get them all
-                    table.reserve(len(ids) + 1, 2 * len(ids) + 2)
-                list(pool.map(lambda part: _add_spans(ids, offsets[1:], connector, adjacent, previous, part, parts,
-                                                      *tables[part].table, ends), range(parts)))
+
+                def count(thread: int) -> None:
+                    for bucket in range(thread, BUCKETS, threads):
+                        at = positions[first[bucket]:first[bucket + 1]]
+                        if len(at):
+                            tables[bucket].reserve(len(at), int((at + shift + 1 - starts[at]).sum()))
+                            _count_positions(source, shift, starts, hashes, at, bucket, *tables[bucket].table, ends)
+
+                list(pool.map(count, range(threads)))
                 previous = int(ids[-1]) if len(ids) else previous
                 yield lists_from_lengths(np.diff(offsets), pa.array(ends))
 
@@ -572,14 +658,8 @@ def learn(corpus: Path, dictionary: Dictionary, adjacent: bool, scratch: Path,
     arena_bases = np.cumsum([0] + [len(ids) for _, ids in pieces])
     offsets = np.concatenate([[0]] + [o[1:] + arena_bases[k] for k, (o, _) in enumerate(pieces)])
     spans = Spans(offsets.astype(np.int64), np.concatenate([ids for _, ids in pieces]).astype(np.int32),
-                  np.concatenate([t.sequence_counts() for t in tables]), ends_file, bases, parts)
+                  np.concatenate([t.sequence_counts() for t in tables]), ends_file, bases, BUCKETS)
     return spans, counts
-
-
-def global_ends(ends: np.ndarray, spans: Spans) -> np.ndarray:
-    """The entries of ``ends`` (entry * parts + part of its table) in the spans' numbering; -1 stays -1."""
-    part = ends % spans.parts
-    return np.where(ends >= 0, spans.bases[part] + ends // spans.parts, -1)
 
 
 def choose(spans: SequenceCounter, counts: np.ndarray, dictionary: Dictionary, settings: Settings,
@@ -596,9 +676,9 @@ def choose(spans: SequenceCounter, counts: np.ndarray, dictionary: Dictionary, s
         code_lengths = np.diff(dictionary.offsets)
         by_words.reserve(spans.n + dictionary.size, int(code_lengths[span_ids].sum() + code_lengths.sum()))
         span_entry, code_entry = _by_words(span_offsets, span_ids, span_counts, dictionary.offsets,
-                                           dictionary.word_ids, counts, by_words.slots, by_words.offsets,
-                                           by_words.arena, by_words.counts, by_words.state)
-        joined, entries = by_words.sequence_counts()[span_entry], by_words.n
+                                           dictionary.word_ids, counts, *by_words.table)
+        word_counts = by_words.sequence_counts()
+        joined, entries = word_counts[span_entry], by_words.n
         entry_offsets, entry_ids = by_words.sequences()
     first_code, last_code = span_ids[span_offsets[:-1]], span_ids[span_offsets[1:] - 1]
     total = int(counts.sum())
@@ -606,7 +686,7 @@ def choose(spans: SequenceCounter, counts: np.ndarray, dictionary: Dictionary, s
         def token_counts(codes: np.ndarray) -> np.ndarray:
             if code_entry is None:
                 return counts[codes]
-            return np.where(code_entry[codes] >= 0, by_words.counts[np.maximum(code_entry[codes], 0)], counts[codes])
+            return np.where(code_entry[codes] >= 0, word_counts[np.maximum(code_entry[codes], 0)], counts[codes])
 
         scores = word2phrase_scores(token_counts(first_code), token_counts(last_code), joined, settings.min_count,
                                     total)
@@ -636,18 +716,20 @@ def choose(spans: SequenceCounter, counts: np.ndarray, dictionary: Dictionary, s
     return span_code, dictionary.extended(offsets, new_ids)
 
 
-def rewrite(corpus: Path, spans: Spans, span_code: np.ndarray, dictionary: Dictionary,
-            adjacent: bool) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Each block with its phrases joined: (row ends, codes, joins per span of this block)."""
+def rewrite(corpus: Path, spans: Spans, span_code: np.ndarray, dictionary: Dictionary, adjacent: bool,
+            joins: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Each block with its phrases joined: (row ends, codes); ``joins`` (one per span, and one more) counts the
+    times each span was joined."""
     connector = dictionary.connector_codes()
-    code = np.concatenate([span_code, [-1]])  # ends of -1 (no span) index the last: never a phrase
-    for (offsets, ids), (_, ends) in zip(iter_id_batches(corpus), iter_id_batches(spans.ends)):
+    phrase_bits = np.packbits(span_code >= 0, bitorder="little")
+    phrase_bits = np.concatenate([phrase_bits, np.zeros(-len(phrase_bits) % 8, dtype=np.uint8)]).view(np.uint64)
+    for (offsets, ids), (_, ends) in zip(iter_id_batches(corpus, mapped=False),
+                                         iter_id_batches(spans.ends, mapped=False)):
         out = np.empty(len(ids), dtype=np.int32)
         out_row_ends = np.empty(len(offsets) - 1, dtype=np.int64)
-        joins = np.zeros(spans.n + 1, dtype=np.int64)
-        written = _apply(ids, global_ends(ends, spans), offsets[1:], connector, adjacent, code, out, out_row_ends,
-                         joins)
-        yield out_row_ends, out[:written], joins[:-1]
+        written = _apply(ids, ends.copy(), spans.bases, spans.parts, offsets[1:], connector, adjacent, span_code,
+                         phrase_bits, out, out_row_ends, joins)
+        yield out_row_ends, out[:written]
 
 
 def run_pass(corpus: Path, dictionary: Dictionary, settings: Settings, threshold: float, tokens: int,
@@ -659,14 +741,14 @@ def run_pass(corpus: Path, dictionary: Dictionary, settings: Settings, threshold
     spans, counts = learn(corpus, dictionary, settings.adjacent, scratch, workers)
     span_code, joined_dictionary = choose(spans, counts, dictionary, settings, threshold)
     report = PassReport(threshold, tokens)
-    joins = np.zeros(spans.n, dtype=np.int64)
+    joins = np.zeros(spans.n + 1, dtype=np.int64)
 
     def blocks() -> Iterator[pa.ListArray]:
-        for row_ends, codes, block_joins in rewrite(corpus, spans, span_code, joined_dictionary, settings.adjacent):
-            np.add(joins, block_joins, out=joins)
+        for row_ends, codes in rewrite(corpus, spans, span_code, joined_dictionary, settings.adjacent, joins):
             yield lists_from_lengths(np.diff(np.concatenate([[0], row_ends])), pa.array(codes))
 
     report.tokens_out = write(blocks(), joined_dictionary)
+    joins = joins[:-1]
     # Phrases by the code written (a phrase of an earlier pass can be joined again from its words).
     per_code = np.bincount(span_code[joins > 0], weights=joins[joins > 0],
                            minlength=joined_dictionary.size).astype(np.int64)

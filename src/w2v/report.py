@@ -16,44 +16,41 @@ def _rounded(value):
     return round(value, 6) if isinstance(value, float) else value
 
 
-def benchmark_metrics(emb: Embeddings, word_pairs: dict[str, Path], analogies_file: Path | None,
-                      restrict_vocab: int) -> tuple[dict, dict | None]:
-    """(metrics, the analogy result with its sections for the report, or None without an analogy file). The
-    metrics nest one level per benchmark (``wordsim353.spearman``, ``analogy.3cosadd.accuracy``), as tools that
-    show metrics flat expect. A benchmark none of whose items the vocabulary covers scores None, with its
-    coverage: a result, not an error."""
+def benchmark_metrics(emb: Embeddings, word_pairs: dict[str, Path], analogy_files: dict[str, Path],
+                      restrict_vocab: int) -> tuple[dict, dict[str, dict]]:
+    """(metrics, each analogy file's result with its sections for the report, by name). The metrics nest one
+    level per benchmark (``wordsim353.spearman``, ``analogy.3cosadd.accuracy``), as tools that show metrics flat
+    expect. A benchmark none of whose items the vocabulary covers scores None, with its coverage: a result, not an
+    error."""
     metrics = {name: {key: _rounded(value) for key, value in evaluate_word_pairs(emb, path).items()}
                for name, path in word_pairs.items()}
-    analogies = None
-    if analogies_file is not None:
+    analogies = {}
+    for name, path in analogy_files.items():
         started = time.perf_counter()
-        analogies = evaluate_word_analogies(emb, analogies_file, restrict_vocab)
-        log.info("%s analogy questions answered in %.2f s", f"{analogies['answered']:,}",
+        result = analogies[name] = evaluate_word_analogies(emb, path, restrict_vocab)
+        log.info("%s: %s analogy questions answered in %.2f s", path, f"{result['answered']:,}",
                  time.perf_counter() - started)
-        metrics["analogy"] = {"questions": analogies["questions"], "answered": analogies["answered"],
-                              "coverage": round(analogies["coverage"], 6), "restrict_vocab": restrict_vocab,
-                              "malformed_lines": analogies["malformed_lines"]}
+        metrics[name] = {"questions": result["questions"], "answered": result["answered"],
+                         "coverage": round(result["coverage"], 6), "restrict_vocab": restrict_vocab,
+                         "malformed_lines": result["malformed_lines"]}
         for method in ("3cosadd", "3cosmul"):
-            metrics["analogy"][method] = {k: _rounded(analogies[method][k]) for k in ("accuracy", "semantic",
-                                                                                      "syntactic")}
-    files = {**word_pairs, **({"analogy": analogies_file} if analogies_file is not None else {})}
+            metrics[name][method] = {k: _rounded(result[method][k]) for k in ("accuracy", "semantic", "syntactic")}
     measured = headline(metrics)
-    for name, path in files.items():
+    for name, path in {**word_pairs, **analogy_files}.items():
         if metrics[name]["malformed_lines"]:
             log.warning("%s: %d malformed line(s) skipped (counted in the metrics as %s.malformed_lines)",
                         path, metrics[name]["malformed_lines"], name)
         if name not in measured:
             log.warning("%s: not measured: the vocabulary covers %s of it (coverage in metrics/eval_details.json)",
-                        path, "none" if name == "analogy" else "fewer than 2 pairs")
+                        path, "none" if name in analogy_files else "fewer than 2 pairs")
     return metrics, analogies
 
 
 def headline(metrics: dict) -> dict:
-    """The scores a user compares between runs (`dvc metrics show`): analogy accuracy (3CosAdd) and each
-    word-similarity Spearman; a benchmark that measured nothing is left out rather than shown as 0."""
-    scores = {name: m["spearman"] for name, m in metrics.items() if "spearman" in m}
-    if "analogy" in metrics:
-        scores = {"analogy": metrics["analogy"]["3cosadd"]["accuracy"], **scores}
+    """The scores a user compares between runs (`dvc metrics show`): each analogy file's accuracy (3CosAdd) and
+    each word-similarity Spearman; a benchmark that measured nothing is left out rather than shown as 0."""
+    analogy = {name: m["3cosadd"]["accuracy"] for name, m in metrics.items() if "3cosadd" in m}
+    scores = {**analogy, **{name: m["spearman"] for name, m in metrics.items() if "spearman" in m}}
     return {name: value for name, value in scores.items() if value is not None}
 
 
@@ -74,7 +71,7 @@ def _score(value) -> str:
     return "not measured" if value is None else f"{value:.4f}"
 
 
-def report(found: dict[str, list], missing: list[str], metrics: dict, analogies: dict | None) -> str:
+def report(found: dict[str, list], missing: list[str], metrics: dict, analogies: dict[str, dict]) -> str:
     lines = ["# Evaluation", ""]
     if metrics:
         lines += ["| benchmark | score | coverage |", "|---|---|---|"]
@@ -84,17 +81,19 @@ def report(found: dict[str, list], missing: list[str], metrics: dict, analogies:
         m = metrics[name]
         lines.append(f"| {name} Spearman (Pearson) | {_score(m['spearman'])} ({_score(m['pearson'])}) | "
                      f"{m['pairs'] - m['oov']}/{m['pairs']} pairs |")
-    if analogies is not None:
-        a = metrics["analogy"]
+    for name in analogies:
+        a = metrics[name]
         for method in ("3cosadd", "3cosmul"):
-            lines.append(f"| analogy {method} (semantic / syntactic) | {_score(a[method]['accuracy'])} "
+            lines.append(f"| {name} {method} (semantic / syntactic) | {_score(a[method]['accuracy'])} "
                          f"({_score(a[method]['semantic'])} / {_score(a[method]['syntactic'])}) | "
                          f"{a['answered']}/{a['questions']} questions, restrict_vocab {a['restrict_vocab']} |")
-        lines += ["", "## Analogy sections", "", "| section | 3CosAdd | 3CosMul | answered / questions |",
+    for name, result in analogies.items():
+        title = "Analogy sections" if name == "analogy" else f"Analogy sections: {name}"
+        lines += ["", f"## {title}", "", "| section | 3CosAdd | 3CosMul | answered / questions |",
                   "|---|---|---|---|"]
-        for name, add in analogies["3cosadd"]["sections"].items():
-            mul = analogies["3cosmul"]["sections"][name]
-            lines.append(f"| {name} | {_score(add['accuracy'])} | {_score(mul['accuracy'])} | "
+        for section, add in result["3cosadd"]["sections"].items():
+            mul = result["3cosmul"]["sections"][section]
+            lines.append(f"| {section} | {_score(add['accuracy'])} | {_score(mul['accuracy'])} | "
                          f"{add['answered']}/{add['questions']} |")
     lines += ["", "## Nearest neighbours (cosine)", ""]
     for word, near in found.items():
