@@ -335,18 +335,20 @@ class EvaluateParams(Section):
                                                    "Projector (data/projector)")
 
     def check(self, section: str) -> None:
-        names = [Path(path).stem for path in self.word_pairs] + list(self.analogy_files())
+        names = [Path(path).stem for path in self.word_pairs] + self.analogy_names()
         for name in names:
             if names.count(name) > 1:
                 raise ParamError(f"{section}.word_pairs = {list(self.word_pairs)!r}, {section}.analogies = "
                                  f"{list(self.analogies)!r}: each file's name (less its suffix) names its scores, so "
                                  f"two files cannot both be called {name!r}")
 
+    def analogy_names(self) -> list[str]:
+        """The name each analogy file's scores take: the first ``analogy`` (the headline score, as with one file),
+        the others ``analogy_<file name less suffix>``."""
+        return ["analogy" if i == 0 else f"analogy_{Path(path).stem}" for i, path in enumerate(self.analogies)]
+
     def analogy_files(self) -> dict[str, Path]:
-        """Each analogy file under the name its scores take: the first ``analogy`` (the headline score, as with one
-        file), the others ``analogy_<file name less suffix>``."""
-        return {("analogy" if i == 0 else f"analogy_{Path(path).stem}"): Path(path)
-                for i, path in enumerate(self.analogies)}
+        return dict(zip(self.analogy_names(), map(Path, self.analogies)))
 
     def word_pair_files(self) -> dict[str, Path]:
         """Each word-similarity file under the name its scores take in the metrics (the file name less suffix)."""
