@@ -54,7 +54,7 @@ from w2v.params import load_params  # noqa: E402
 from w2v.sgns import Schedule, alias_table, noise_distribution  # noqa: E402
 from w2v.shards import PairManifest, read_window_shard  # noqa: E402
 
-PREPARE = ("download", "tokenize", "vocab", "pairs")
+PREPARE = ("download", "tokenize", "phrases", "vocab", "pairs")
 
 
 def stage_env() -> dict:

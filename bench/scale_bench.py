@@ -30,9 +30,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ("download", "tokenize", "vocab", "pairs", "train")
-OUTPUTS = {"download": "data/raw", "tokenize": "data/tokens", "vocab": "data/vocab", "pairs": "data/pairs",
-           "train": "data/model"}
+STAGES = ("download", "tokenize", "phrases", "vocab", "pairs", "train")
+OUTPUTS = {"download": "data/raw", "tokenize": "data/tokens", "phrases": "data/phrases", "vocab": "data/vocab",
+           "pairs": "data/pairs", "train": "data/model"}
 
 GENSIM = """
 import json, resource, sys, time

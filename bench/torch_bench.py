@@ -58,7 +58,7 @@ def scores(words: list[str], syn0: np.ndarray) -> dict:
     emb = Embeddings(words, syn0)
     metrics, _ = benchmark_metrics(emb, {"wordsim353": BENCHMARKS / "wordsim353.tsv",
                                          "simlex999": BENCHMARKS / "simlex999.txt"},
-                                   BENCHMARKS / "questions-words.txt", 30000)
+                                   {"analogy": BENCHMARKS / "questions-words.txt"}, 30000)
     return {"analogy": metrics["analogy"]["3cosadd"]["accuracy"], "wordsim353": metrics["wordsim353"]["spearman"],
             "simlex999": metrics["simlex999"]["spearman"]}
 
