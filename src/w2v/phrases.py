@@ -57,7 +57,7 @@ from w2v.arrow_io import (
 )
 from w2v.errors import W2VError
 from w2v.params import worker_count
-from w2v.vocab import FNV_OFFSET, FNV_PRIME, string_buffers
+from w2v.vocab import FNV_OFFSET, FNV_PRIME, same_bytes, slot_table, string_buffers
 
 log = logging.getLogger(__name__)
 
@@ -507,30 +507,12 @@ def _intern(data, offsets, slots, hashes, word_data, word_offsets, state):  # pr
                 state[0], state[1] = n + 1, used + hi - lo
                 ids[i] = n
                 break
-            if hashes[word] == h and word_offsets[word + 1] - word_offsets[word] == hi - lo:
-                same = True
-                start = word_offsets[word]
-                for k in range(hi - lo):
-                    if word_data[start + k] != data[lo + k]:
-                        same = False
-                        break
-                if same:
-                    ids[i] = word
-                    break
+            if hashes[word] == h and word_offsets[word + 1] - word_offsets[word] == hi - lo and same_bytes(
+                    word_data, word_offsets[word], data, lo, hi - lo):
+                ids[i] = word
+                break
             slot = (slot + np.uint64(1)) & mask
     return ids
-
-
-@njit(cache=True)
-def _rehash_words(hashes, n, size):  # pragma: no cover - compiled
-    slots = np.full(size, -1, dtype=np.int64)
-    mask = np.uint64(size - 1)
-    for word in range(n):
-        slot = hashes[word] & mask
-        while slots[slot] >= 0:
-            slot = (slot + np.uint64(1)) & mask
-        slots[slot] = word
-    return slots
 
 
 class WordTable:
@@ -559,7 +541,7 @@ class WordTable:
             grown[:used] = self.data[:used]
             self.data = grown
         if 2 * (n + extra) > len(self.slots):
-            self.slots = _rehash_words(self.hashes, n, 1 << int(4 * (n + extra)).bit_length())
+            self.slots = slot_table(self.hashes[:n], 1 << int(4 * (n + extra)).bit_length())
         local = _intern(np.ascontiguousarray(data), np.ascontiguousarray(offsets), self.slots, self.hashes, self.data,
                         self.offsets, self.state)
         return local[encoded.indices.to_numpy(zero_copy_only=False)]

@@ -147,8 +147,17 @@ def build_vocab(counts: Counts, min_count: int, max_vocab_size: int) -> pa.Table
     return pa.table({"word": word, "count": count, "frequency": frequency})
 
 
+@njit(cache=True, inline="always")
+def same_bytes(a, a_start, b, b_start, length):  # pragma: no cover - compiled
+    """Whether a[a_start:a_start + length] and b[b_start:b_start + length] hold the same bytes."""
+    for k in range(length):
+        if a[a_start + k] != b[b_start + k]:
+            return False
+    return True
+
+
 @njit(cache=True)
-def _build_table(word_hashes, size):  # pragma: no cover - compiled
+def slot_table(word_hashes, size):  # pragma: no cover - compiled
     """Open addressing: slot → word id (-1 empty), probed linearly from the hash."""
     table = np.full(size, -1, dtype=np.int64)
     mask = np.uint64(size - 1)
@@ -175,15 +184,10 @@ def _look_up(table, word_hashes, word_data, word_offsets, data, offsets, out):  
             if word_hashes[word] == h:
                 length = offsets[i + 1] - offsets[i]
                 start = word_offsets[word]
-                if word_offsets[word + 1] - start == length:
-                    same = True
-                    for k in range(length):
-                        if word_data[start + k] != data[offsets[i] + k]:
-                            same = False
-                            break
-                    if same:
-                        out[i] = word
-                        break
+                if word_offsets[word + 1] - start == length and same_bytes(word_data, start, data, offsets[i],
+                                                                          length):
+                    out[i] = word
+                    break
             slot = (slot + np.uint64(1)) & mask
 
 
@@ -194,7 +198,7 @@ class WordIndex:
     def __init__(self, words: pa.Array) -> None:
         self.data, self.offsets = (np.ascontiguousarray(a) for a in string_buffers(words))
         self.hashes = hashes(words)
-        self.table = _build_table(self.hashes, 1 << int(2 * len(words) + 1).bit_length())
+        self.table = slot_table(self.hashes, 1 << int(2 * len(words) + 1).bit_length())
 
     def ids(self, strings: pa.Array) -> np.ndarray:
         data, offsets = string_buffers(strings)
