@@ -171,10 +171,11 @@ def test_no_passes_costs_under_a_second_as_a_process(stage_project):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
     timed = subprocess.run([sys.executable, "-c", "import time, runpy, sys; t = time.perf_counter(); sys.argv = "
                             "['phrases']; runpy.run_module('stages.phrases', run_name='__main__'); "
-                            "print(time.perf_counter() - t)"], cwd=root, env=env, capture_output=True, text=True)
+                            "print(time.perf_counter() - t, 'pandas' in sys.modules)"], cwd=root, env=env,
+                           capture_output=True, text=True)
     assert timed.returncode == 0, timed.stderr
-    assert float(timed.stdout.split()[-1]) < 1.0
-    assert "pandas" not in timed.stderr
+    seconds, pandas_imported = timed.stdout.split()[-2:]
+    assert float(seconds) < 1.0 and pandas_imported == "False"  # pandas alone takes half a second to import
 
 
 def test_the_stage_joins_phrases_and_reports_them(stage_project, caplog):
