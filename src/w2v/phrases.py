@@ -1,12 +1,12 @@
 """Phrases: join collocations (``new york`` → ``new_york``) in the token rows, as gensim's ``Phrases(...).freeze()``
 and word2vec's ``word2phrase`` do, pass after pass (pass 2 can join a phrase of pass 1 with its neighbour).
 
-Each pass reads the token file twice, one row group (a block of the corpus) at a time, so memory follows the
-distinct tokens and candidate spans, never the corpus:
+The token file is read once and its tokens given ids (:func:`encode_tokens`); the corpus then goes from pass to
+pass as ids in temporary Arrow files, a block at a time, so memory follows the distinct tokens and candidate
+spans, never the corpus. Each pass reads its input twice:
 
-1. **learn**: count every token (:func:`w2v.vocab.count_words`, hash-partitioned over worker processes), give
-   each distinct token an id, then count every *span*, a candidate phrase, in a compiled hash table keyed by the
-   span's ids (exact: a slot's ids are compared, not just its hash):
+1. **learn**: count every token and every *span*, a candidate phrase, in compiled hash tables keyed by the
+   span's ids (exact: a pair is compared whole, a longer span id by id), 256 of them by hash (:func:`learn`):
 
    * ``default`` / ``npmi`` scoring (gensim): a span runs from a token that is not a connector word to the next
      such token of the same row, with the connector words between (``bank of america``); connector words are
@@ -61,7 +61,6 @@ from w2v.vocab import FNV_OFFSET, FNV_PRIME, same_bytes, slot_table, string_buff
 
 log = logging.getLogger(__name__)
 
-SCORINGS = ("default", "npmi", "word2phrase")
 # gensim's ENGLISH_CONNECTOR_WORDS: articles, some prepositions and conjunctions.
 ENGLISH_CONNECTOR_WORDS = ("a", "an", "the", "for", "of", "with", "without", "at", "from", "to", "in", "on", "by",
                            "and", "or")
@@ -644,7 +643,7 @@ def learn(corpus: Path, dictionary: Dictionary, adjacent: bool, scratch: Path,
     return spans, counts
 
 
-def choose(spans: SequenceCounter, counts: np.ndarray, dictionary: Dictionary, settings: Settings,
+def choose(spans: Spans, counts: np.ndarray, dictionary: Dictionary, settings: Settings,
            threshold: float) -> tuple[np.ndarray, Dictionary]:
     """Which spans are phrases, each as the code it is written as (-1: not a phrase), and the dictionary with the
     new phrases. Scored on the counts of the strings the reference tools key (see the module's docstring)."""
