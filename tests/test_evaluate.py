@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+import os
+import platform
+import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -351,3 +356,45 @@ def test_two_benchmarks_of_one_name_are_refused():
         EvaluateParams.from_mapping("evaluate", {"analogies": ["a/x.txt", "data/questions-words.txt",
                                                                "b/questions-words.txt"]})
     assert EvaluateParams.from_mapping("evaluate", {"analogies": "a.txt"}).analogies == ("a.txt",)
+
+
+def blas_kernels() -> list[str]:
+    """OpenBLAS kernels this CPU runs (``OPENBLAS_CORETYPE``): each sums a dot product in its own order."""
+    flags = set()
+    if Path("/proc/cpuinfo").is_file():
+        match = re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(encoding="utf-8"), re.M)
+        flags = set(match[1].split()) if match else set()
+    kernels = ["Prescott"]  # SSE3: every x86-64 CPU of the last 15 years
+    kernels += ["Haswell"] if "avx2" in flags else []
+    kernels += ["SkylakeX"] if "avx512f" in flags else ["Zen"] if "avx2" in flags else []
+    return kernels
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="OpenBLAS's x86-64 kernels")
+def test_every_output_has_the_same_bytes_under_every_blas_kernel_and_thread_count(trained, tmp_path, write_params):
+    """The stage as a process under each OpenBLAS kernel this CPU runs, with 1 and 2 threads: every metric,
+    report, picture, page (a t-SNE map: its distances and start come from our arithmetic) and projector file
+    is the same, byte for byte."""
+    model, _, _ = trained
+    write_params({"evaluate": {"probe_words": ["king", "water", "three", "war"], "map_projection": "tsne"}})
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/model").symlink_to(model)
+    (tmp_path / "data/benchmarks").symlink_to(BENCH)
+    outputs = ["metrics/eval.json", "metrics/eval_details.json", "metrics/neighbours.md", "plots/embedding_map.png",
+               "plots/similarity_heatmap.png", "plots/embedding_map.html", "data/projector/vectors.tsv",
+               "data/projector/metadata.tsv"]
+    kernels = blas_kernels()
+    runs = [(kernels[0], 1)] + [(kernel, 2) for kernel in kernels[1:]] + [(kernels[0], 2)] * (len(kernels) == 1)
+    digests = {}
+    for kernel, threads in runs:
+        env = {**os.environ, "OPENBLAS_CORETYPE": kernel, "OPENBLAS_NUM_THREADS": str(threads),
+               "NUMBA_NUM_THREADS": str(threads), "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}
+        run = subprocess.run([sys.executable, "-m", "stages.evaluate"], cwd=tmp_path, env=env, capture_output=True,
+                             text=True)
+        assert run.returncode == 0, run.stderr[-2000:]
+        digests[kernel, threads] = {name: hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()[:12]
+                                    for name in outputs}
+    assert len(runs) >= 2
+    first = digests[runs[0]]
+    assert all(d == first for d in digests.values()), {run: {name: h for name, h in d.items() if h != first[name]}
+                                                       for run, d in digests.items()}

@@ -178,3 +178,59 @@ def test_power_and_sum_match_numpy_to_rounding():
     rng = np.random.default_rng(1)
     values = rng.uniform(0, 1, 100_000) * 10.0 ** rng.integers(-12, 12, 100_000)
     assert pm.exact_sum(values) == pm.exact_sum(rng.permutation(values))  # no order to depend on
+
+
+# The evaluate stage's arithmetic (w2v.portable_linalg): unit rows, the compiled cosines and the numpy ones, PCA.
+LINALG = textwrap.dedent("""
+    import hashlib
+    import numpy as np
+    from w2v import portable_linalg, portable_linalg_kernels
+
+    rng = np.random.default_rng(3)
+    vectors = portable_linalg.unit_rows(rng.normal(size=(400, 37)).astype(np.float32))
+    compiled = np.empty((50, 400), np.float32)
+    portable_linalg_kernels.cosines(vectors[:50], vectors, compiled)
+    parts = [vectors, compiled, portable_linalg.cosines(vectors[:50], vectors),
+             portable_linalg.principal_components(vectors, 3)]
+    print(hashlib.md5(b"".join(part.tobytes() for part in parts)).hexdigest())
+""")
+
+
+@x86
+def test_evaluation_arithmetic_gives_the_same_bytes_for_every_code_target_this_cpu_runs():
+    runnable = [t for t, (_, _, needs) in TARGETS.items() if needs <= host_flags()]
+    digests = {target: in_target(LINALG, target).split() for target in runnable}
+    assert len(runnable) >= 3 and len({tuple(d) for d in digests.values()}) == 1, digests
+
+
+@pytest.mark.parametrize("dim", [1, 7, 16, 37, 100, 300])
+def test_numpy_and_compiled_cosines_give_the_same_bits(dim):
+    """The query class computes small products in numpy, the evaluate stage large ones compiled: one answer."""
+    from w2v import portable_linalg, portable_linalg_kernels
+
+    rng = np.random.default_rng(dim)
+    queries, candidates = (rng.normal(size=(n, dim)).astype(np.float32) for n in (9, 1_000))
+    compiled = np.empty((9, 1_000), np.float32)
+    portable_linalg_kernels.cosines(queries, candidates, compiled)
+    in_numpy = np.empty_like(compiled)
+    portable_linalg._cosines_numpy(queries, candidates, in_numpy)
+    assert np.array_equal(compiled, in_numpy)
+    np.testing.assert_allclose(compiled, queries @ candidates.T, rtol=1e-5, atol=1e-5)
+    assert np.array_equal(portable_linalg.row_dots(queries, candidates[:9]), np.diagonal(compiled[:, :9]))
+
+
+def test_principal_components_are_numpys_up_to_rounding_with_the_sign_rule():
+    from w2v.portable_linalg import pearson, principal_components, unit_rows
+
+    rng = np.random.default_rng(4)
+    vectors = (rng.normal(size=(300, 40)) * np.linspace(3, 0.1, 40)).astype(np.float32)
+    coords = principal_components(vectors, 3)
+    centred = vectors.astype(np.float64) - vectors.astype(np.float64).mean(axis=0)
+    reference = centred @ np.linalg.svd(centred, full_matrices=False)[2][:3].T
+    np.testing.assert_allclose(np.abs(coords), np.abs(reference), atol=1e-9)
+    assert all(coords[np.abs(coords[:, c]).argmax(), c] > 0 for c in range(3))
+    unit = unit_rows(vectors)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1, rtol=1e-6)
+    x, y = rng.normal(size=100), rng.normal(size=100)
+    assert math.isclose(pearson(x, x + y), np.corrcoef(x, x + y)[0, 1], rel_tol=1e-12)
+    assert math.isnan(pearson(x, np.ones(100)))

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from w2v.errors import DamagedFileError, W2VError
+from w2v.portable_linalg import cosines, unit_rows
 from w2v.word2vec_format import (
     read_word2vec_binary,
     read_word2vec_text,
@@ -84,8 +85,7 @@ class Embeddings:
         self.words = list(words)
         self.vectors = np.asarray(vectors, dtype=np.float32)
         self.key_to_index = {word: i for i, word in enumerate(self.words)}
-        norms = np.linalg.norm(self.vectors, axis=1)
-        self.unit = self.vectors / np.where(norms > 0, norms, 1).astype(np.float32)[:, None]
+        self.unit = unit_rows(self.vectors)
 
     @classmethod
     def load(cls, directory: Path | str) -> "Embeddings":
@@ -178,7 +178,7 @@ class Embeddings:
 
     def similarity(self, a: str, b: str) -> float:
         """Cosine similarity of two words."""
-        return float(self.unit[self.index(a)] @ self.unit[self.index(b)])
+        return float(cosines(self.unit[self.index(a)], self.unit[[self.index(b)]])[0, 0])
 
     def _top(self, scores: np.ndarray, exclude: set[int], topn: int) -> list[tuple[str, float]]:
         count = min(len(scores), topn + len(exclude))
@@ -213,7 +213,8 @@ class Embeddings:
 
 def query_scores(unit: np.ndarray, candidates: np.ndarray, positive: np.ndarray, negative: np.ndarray,
                  method: str = "3cosadd") -> np.ndarray:
-    """(n, candidates) scores of n queries, by gensim's formulas in float32. ``positive`` (n, k) and ``negative``
+    """(n, candidates) scores of n queries, by gensim's formulas in float32 (every product by
+    :func:`w2v.portable_linalg.cosines`, the same bits on every CPU and BLAS). ``positive`` (n, k) and ``negative``
     (n, m) are rows of ``unit``; ``candidates`` are the unit vectors searched.
 
     3CosAdd: cosine with the unit-normalised mean of the positive and negated negative unit vectors.
@@ -221,10 +222,9 @@ def query_scores(unit: np.ndarray, candidates: np.ndarray, positive: np.ndarray,
     """
     if method == "3cosadd":
         mean = (unit[positive].sum(axis=1) - unit[negative].sum(axis=1)) / (positive.shape[1] + negative.shape[1])
-        mean /= np.linalg.norm(mean, axis=1, keepdims=True)
-        return mean @ candidates.T
+        return cosines(unit_rows(mean), candidates)
 
     def shifted_product(rows: np.ndarray) -> np.ndarray | float:
-        return np.prod([(1 + unit[rows[:, j]] @ candidates.T) / 2 for j in range(rows.shape[1])], axis=0)
+        return np.prod([(1 + cosines(unit[rows[:, j]], candidates)) / 2 for j in range(rows.shape[1])], axis=0)
 
     return shifted_product(positive) / (shifted_product(negative) + 1e-6)

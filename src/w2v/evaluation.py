@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from w2v.embeddings import Embeddings, query_scores
+from w2v.portable_linalg import pearson, row_dots
 
 QUERY_BATCH = 512  # analogy queries per matrix product: 512 x 30k float32 scores = 61 MB
 
@@ -45,14 +46,15 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.corrcoef(average_ranks(x), average_ranks(y))[0, 1])
+    return pearson(average_ranks(x), average_ranks(y))
 
 
 def evaluate_word_pairs(emb: Embeddings, path: Path | str, restrict_vocab: int = 300_000) -> dict:
     """Spearman/Pearson of cosine similarity against the human scores of a word-pair file."""
     path = Path(path)
     vocab = _upper_index(emb, restrict_vocab)
-    gold, model = [], []
+    gold: list[float] = []
+    model: list[tuple[int, int]] = []
     oov = malformed = 0
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("#") or not line.strip():
@@ -69,7 +71,7 @@ def evaluate_word_pairs(emb: Embeddings, path: Path | str, restrict_vocab: int =
             oov += 1
             continue
         gold.append(score)
-        model.append(float(emb.unit[vocab[a]] @ emb.unit[vocab[b]]))
+        model.append((vocab[a], vocab[b]))
     total = len(gold) + oov
     if total == 0:
         raise BenchmarkError(f"{path}: no word pairs ({malformed} malformed lines): expected 'word TAB word TAB "
@@ -77,8 +79,9 @@ def evaluate_word_pairs(emb: Embeddings, path: Path | str, restrict_vocab: int =
     coverage = {"pairs": total, "oov": oov, "oov_ratio": oov / total, "malformed_lines": malformed}
     if len(gold) < 2:  # a corpus the benchmark does not cover (another language, a domain): a result, not an error
         return {"spearman": None, "pearson": None, **coverage}
-    gold_a, model_a = np.array(gold), np.array(model)
-    return {"spearman": _spearman(gold_a, model_a), "pearson": float(np.corrcoef(gold_a, model_a)[0, 1]),
+    rows = np.array(model)
+    gold_a, model_a = np.array(gold), row_dots(emb.unit[rows[:, 0]], emb.unit[rows[:, 1]]).astype(np.float64)
+    return {"spearman": _spearman(gold_a, model_a), "pearson": pearson(gold_a, model_a),
             **coverage}
 
 

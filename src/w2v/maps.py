@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
 
 from w2v.embeddings import Embeddings
 from w2v.fsio import atomic_file
+from w2v.portable_linalg import cosines, principal_components
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +27,9 @@ PROJECTIONS = ("pca", "tsne", "umap")
 
 
 def pca(vectors: np.ndarray, dims: int) -> np.ndarray:
-    """The first ``dims`` principal components, each with its sign fixed (largest coordinate positive)."""
-    centred = vectors - vectors.mean(axis=0)
-    _, _, components = np.linalg.svd(centred, full_matrices=False)
-    coords = centred @ components[:dims].T
-    return coords * np.sign(coords[np.abs(coords).argmax(axis=0), np.arange(coords.shape[1])])
+    """The first ``dims`` principal components, each with its sign fixed (largest coordinate positive), the same
+    bits on every CPU and BLAS (:func:`w2v.portable_linalg.principal_components`)."""
+    return principal_components(vectors, dims)
 
 
 def project(vectors: np.ndarray, method: str, dims: int, seed: int) -> np.ndarray:
@@ -42,8 +42,14 @@ def project(vectors: np.ndarray, method: str, dims: int, seed: int) -> np.ndarra
     if method == "tsne":
         from sklearn.manifold import TSNE
 
-        return TSNE(n_components=dims, perplexity=min(30.0, (n - 1) / 3), metric="cosine", init="pca",
-                    random_state=seed, n_jobs=1).fit_transform(vectors)
+        # Distances and the starting layout from our own arithmetic, not scikit-learn's BLAS products: PCA
+        # scaled as its init="pca" scales it (first axis with a standard deviation of 1e-4).
+        distances = np.maximum(1.0 - cosines(vectors, vectors).astype(np.float64), 0.0)
+        np.fill_diagonal(distances, 0.0)
+        start = pca(vectors, dims)
+        start = start / math.sqrt(math.fsum((start[:, 0] - math.fsum(start[:, 0]) / n) ** 2) / n) * 1e-4
+        return TSNE(n_components=dims, perplexity=min(30.0, (n - 1) / 3), metric="precomputed", init=start,
+                    random_state=seed, n_jobs=1).fit_transform(distances)
     import umap  # deferred: imports numba code that compiles on first use
 
     return umap.UMAP(n_components=dims, n_neighbors=min(15, n - 1), metric="cosine", random_state=seed,

@@ -8,6 +8,7 @@ from pathlib import Path
 from w2v.embeddings import Embeddings
 from w2v.fsio import atomic_file
 from w2v.maps import map_groups, pca
+from w2v.portable_linalg import cosines
 
 ADJUST_ITERATIONS = 50  # its default is a 1 s time limit: another picture on a busy machine
 
@@ -54,7 +55,7 @@ def draw_heatmap(path: Path, emb: Embeddings, words: list[str]) -> None:
     import matplotlib.pyplot as plt
 
     unit = emb.unit[[emb.index(w) for w in words]]
-    cos = unit @ unit.T
+    cos = cosines(unit, unit)
     fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(words), 0.6 + 0.55 * len(words)), dpi=110)
     image = ax.imshow(cos, cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set_xticks(range(len(words)), words, rotation=45, ha="right")
