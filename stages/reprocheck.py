@@ -90,6 +90,14 @@ def locked_hashes(lock_path: Path) -> dict[str, str]:
             for out in stage.get("outs", [])}
 
 
+def results_digest(lock_path: Path) -> str:
+    """One short hash of every result ``dvc.lock`` records (the outputs in :data:`VOLATILE` left out): the
+    committed baseline's fingerprint, which CHANGELOG.md records for each version."""
+    hashes = locked_hashes(lock_path)
+    listing = "".join(f"{path} {md5}\n" for path, md5 in sorted(hashes.items()) if path not in VOLATILE)
+    return hashlib.sha256(listing.encode()).hexdigest()[:16]
+
+
 def stable_hash(workdir: Path, path: str) -> str:
     """The md5 of a volatile JSON output without its clock/machine fields."""
     fields = VOLATILE[path]

@@ -59,8 +59,8 @@ def open_decompressed(path: Path, name: str | None = None) -> Iterator[IO[bytes]
             with archive.open(members[0]) as handle:
                 yield handle
         return
-    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(suffix, open)
-    with opener(path, "rb") as handle:
+    compressed = {".gz": gzip.GzipFile, ".bz2": bz2.BZ2File, ".xz": lzma.LZMAFile}.get(suffix)
+    with compressed(path, "rb") if compressed else open(path, "rb") as handle:
         yield handle
 
 

@@ -83,7 +83,7 @@ class Group:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def track(self, sizes: dict[str, int], device: str = "cpu") -> None:
+    def track(self, sizes: dict[str, int], device: str | torch.device = "cpu") -> None:
         """Mark, per row of each matrix (``sizes``: its rows), whether this process trains it before the merge."""
         self.touched = {name: torch.zeros(rows, dtype=torch.uint8, device=device) for name, rows in sizes.items()}
 

@@ -139,6 +139,7 @@ class Embeddings:
         save_model(directory, self.words, self.vectors)
 
     def save_word2vec_format(self, path: Path | str, binary: bool = False) -> None:
+        """Write word2vec.c's text format (or, with ``binary``, its binary one), as gensim writes and reads it."""
         (write_word2vec_binary if binary else write_word2vec_text)(path, self.words, self.vectors)
 
     def __len__(self) -> int:
@@ -186,20 +187,20 @@ class Embeddings:
         best = best[np.argsort(-scores[best], kind="stable")]
         return [(self.words[i], float(scores[i])) for i in best if i not in exclude][:topn]
 
-    def _search(self, positive: list[str] | str, negative: list[str] | str, topn: int, restrict_vocab: int | None,
-                method: str) -> list[tuple[str, float]]:
-        positive = [self.index(w) for w in ([positive] if isinstance(positive, str) else positive)]
-        negative = [self.index(w) for w in ([negative] if isinstance(negative, str) else negative)]
-        scores = query_scores(self.unit, self.unit[:restrict_vocab], np.array([positive]),
-                              np.array([negative], dtype=np.int64).reshape(1, -1), method)[0]
-        return self._top(scores, set(positive + negative), topn)
+    def _search(self, positive: Sequence[str] | str, negative: Sequence[str] | str, topn: int,
+                restrict_vocab: int | None, method: str) -> list[tuple[str, float]]:
+        plus = [self.index(w) for w in ([positive] if isinstance(positive, str) else positive)]
+        minus = [self.index(w) for w in ([negative] if isinstance(negative, str) else negative)]
+        scores = query_scores(self.unit, self.unit[:restrict_vocab], np.array([plus]),
+                              np.array([minus], dtype=np.int64).reshape(1, -1), method)[0]
+        return self._top(scores, set(plus + minus), topn)
 
-    def most_similar(self, positive: list[str] | str, negative: list[str] | str = (), topn: int = 10,
+    def most_similar(self, positive: Sequence[str] | str, negative: Sequence[str] | str = (), topn: int = 10,
                      restrict_vocab: int | None = None) -> list[tuple[str, float]]:
         """Nearest words to the mean of the positive unit vectors minus the negative ones (3CosAdd)."""
         return self._search(positive, negative, topn, restrict_vocab, "3cosadd")
 
-    def most_similar_cosmul(self, positive: list[str] | str, negative: list[str] | str = (), topn: int = 10,
+    def most_similar_cosmul(self, positive: Sequence[str] | str, negative: Sequence[str] | str = (), topn: int = 10,
                             restrict_vocab: int | None = None) -> list[tuple[str, float]]:
         """3CosMul (Levy & Goldberg 2014), as gensim's ``most_similar_cosmul``."""
         return self._search(positive, negative, topn, restrict_vocab, "3cosmul")
@@ -224,7 +225,7 @@ def query_scores(unit: np.ndarray, candidates: np.ndarray, positive: np.ndarray,
         mean = (unit[positive].sum(axis=1) - unit[negative].sum(axis=1)) / (positive.shape[1] + negative.shape[1])
         return cosines(unit_rows(mean), candidates)
 
-    def shifted_product(rows: np.ndarray) -> np.ndarray | float:
+    def shifted_product(rows: np.ndarray) -> np.ndarray:
         return np.prod([(1 + cosines(unit[rows[:, j]], candidates)) / 2 for j in range(rows.shape[1])], axis=0)
 
     return shifted_product(positive) / (shifted_product(negative) + 1e-6)

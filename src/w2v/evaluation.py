@@ -61,8 +61,8 @@ def evaluate_word_pairs(emb: Embeddings, path: Path | str, restrict_vocab: int =
             continue
         fields = line.split("\t")
         try:
-            a, b, score = fields
-            score = float(score)
+            a, b, text = fields
+            score = float(text)
         except ValueError:
             malformed += 1
             continue
@@ -117,7 +117,7 @@ def read_analogies(path: Path, vocab: dict[str, int]) -> tuple[list[Section], in
         section = sections[-1]
         section.questions += 1
         if all(w in vocab for w in words):
-            section.rows.append(tuple(vocab[w] for w in words))
+            section.rows.append((vocab[words[0]], vocab[words[1]], vocab[words[2]], vocab[words[3]]))
     return sections, malformed
 
 
@@ -157,7 +157,7 @@ def evaluate_word_analogies(emb: Embeddings, path: Path | str, restrict_vocab: i
     words_upper = [w.upper() for w in emb.words[:restrict_vocab]]
     questions = np.array([row for s in sections for row in s.rows], dtype=np.int64).reshape(-1, 4)
     owner = np.repeat(np.arange(len(sections)), [len(s.rows) for s in sections])
-    result = {"questions": total, "answered": len(questions), "coverage": len(questions) / total,
+    result: dict[str, object] = {"questions": total, "answered": len(questions), "coverage": len(questions) / total,
               "restrict_vocab": restrict_vocab, "malformed_lines": malformed}
     for method in methods:
         hit = (answer(unit, questions, method, words_upper) == questions[:, 3]) if len(questions) else np.zeros(0, bool)

@@ -90,8 +90,8 @@ def window_order(windows: int, order: str, rng: np.random.Generator) -> np.ndarr
         return rng.permutation(windows)
     if order == "blocks":  # consecutive windows share most of their rows: a block keeps them in the cache
         blocks = rng.permutation(-(-windows // BLOCK_WINDOWS))
-        order = (blocks[:, None] * BLOCK_WINDOWS + np.arange(BLOCK_WINDOWS)).ravel()
-        return order[order < windows]  # the last block may be short
+        positions = (blocks[:, None] * BLOCK_WINDOWS + np.arange(BLOCK_WINDOWS)).ravel()
+        return positions[positions < windows]  # the last block may be short
     return np.arange(windows)
 
 
@@ -101,9 +101,9 @@ def make_shard(kept: np.ndarray, position: np.ndarray, left: np.ndarray, right: 
     order (``pairs.order``)."""
     start = int((position - left).min())
     end = int((position + right).max()) + 1
-    order = window_order(len(position), order, rng)
-    return WindowShard(kept[start:end].astype(dtype), (position - start)[order].astype(np.uint32), left[order],
-                       right[order])
+    trained = window_order(len(position), order, rng)
+    return WindowShard(kept[start:end].astype(dtype), (position - start)[trained].astype(np.uint32), left[trained],
+                       right[trained])
 
 
 def build_unit(ids_path: Path, batch: int, keep_prob: np.ndarray, params: PairsParams, epoch: int,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,11 @@ def param(default: Any, *, choices: tuple | None = None, ge: float | None = None
     rules = {"choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt, "regex": regex, "items": items,
              "allowed": allowed, "help": help, "speed_only": speed_only}
     return field(default=default, metadata=rules)
+
+
+def meaning(f: Field) -> str:
+    """What a key does, as ``w2v params``, the manual's parameters page and the comments of params.yaml say it."""
+    return f.metadata["help"] + ("; speed only, so not a DVC dependency" if f.metadata["speed_only"] else "")
 
 
 def _type_name(kind: type, items: type = str) -> str:
@@ -135,13 +140,16 @@ class DownloadParams(Section):
     source: str = param("sample", choices=("sample", "file", "url", "hf"),
                         help="where the corpus comes from")
     path: str = param("data/sample/text8-head.txt.gz",
-                      help="local corpus for source=file (.txt, .gz, .bz2, .xz, .zip)")
-    url: str = param("", help="http(s) URL for source=url")
+                      help="local corpus for source=file (.txt, .gz, .bz2, .xz, .zip); the stage's DVC "
+                           "dependency, so keep it pointing at an existing file")
+    url: str = param("", help="http(s) URL for source=url (e.g. http://mattmahoney.net/dc/text8.zip)")
     sha256: str = param("", regex=r"(|[0-9a-fA-F]{64})", allowed="empty or 64 hex digits",
-                        help="expected sha256 of the downloaded file")
+                        help="source=url: expected sha256 of the fetched file; empty: the stage stops and "
+                             "prints the sha256 to pin")
     timeout: float = param(60.0, gt=0, help="seconds without data before a download fails", speed_only=True)
-    hf_dataset: str = param("", help="Hugging Face dataset id, or a directory saved with save_to_disk")
-    hf_config: str = param("", help="dataset configuration name ('' for the default)")
+    hf_dataset: str = param("", help="Hugging Face dataset id (e.g. wikitext), or a directory saved with "
+                                                  "save_to_disk")
+    hf_config: str = param("", help="dataset configuration name (e.g. wikitext-103-raw-v1; '' for the default)")
     hf_split: str = param("train", help="dataset split")
     hf_revision: str = param("", help="dataset revision (commit, tag or branch; '' for the default)")
     hf_text_column: str = param("text", help="column that holds the text: strings, or lists of strings")

@@ -570,6 +570,7 @@ def encode_tokens(source: Path, target: Path, connectors: frozenset[str], delimi
             blocks = count_token_batches(source)
             ahead = reader.submit(_read_encoded, source, 0) if blocks else None
             for block in range(blocks):
+                assert ahead is not None  # submitted for every block before it is read
                 lengths, values = ahead.result()
                 if block + 1 < blocks:
                     ahead = reader.submit(_read_encoded, source, block + 1)

@@ -318,11 +318,12 @@ def forget_stale_compilations(module_name: str) -> None:
     from here, and a stale cache would compute with the old arithmetic: other bytes, same source. Call it at
     the end of a module whose kernels use this one."""
     module = sys.modules[module_name]
+    assert module.__file__ is not None  # a module of this package, loaded from its file
     sources = hashlib.sha256(Path(module.__file__).read_bytes() + Path(__file__).read_bytes()).hexdigest()
     for kernel in vars(module).values():
         cache = getattr(kernel, "_cache", None)  # numba's per-function cache (a private attribute)
         path = getattr(cache, "_cache_path", None)
-        if path is None or not hasattr(cache, "flush"):
+        if path is None or cache is None or not hasattr(cache, "flush"):
             continue
         stamp = Path(path) / f"{module_name.rsplit('.', 1)[-1]}.{kernel.__name__}.sources"
         try:

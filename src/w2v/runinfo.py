@@ -53,7 +53,7 @@ def cpu_code_target() -> dict:
 
 def software(packages: tuple[str, ...], device: str) -> dict:
     """Python and the versions of ``packages`` (the trainer's: :attr:`w2v.training.Trainer.packages`)."""
-    info = {
+    info: dict[str, object] = {
         "python": sys.version.split()[0],
         "packages": {name: _version(name) for name in packages},
     }

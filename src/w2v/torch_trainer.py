@@ -187,6 +187,7 @@ class TorchTrainer:
         for name, index in rows.items():
             scale = (ROW_CAP / torch.bincount(index, minlength=len(self.weights[name])).clamp_min(1)).clamp_max(1.0)
             self.weights[name].index_add_(0, index, changes[name].reshape(-1, dim) * scale[index, None])
+        assert loss is not None  # every trainer has at least one output layer
         return loss
 
     def cbow_gradients(self, x, y, mask, label, keep, lr, skip_saturated=False):
@@ -249,7 +250,7 @@ class TorchTrainer:
         order = start + np.random.Generator(np.random.PCG64(int(seed))).permutation(end - start)
         pairs = shard.left[order].astype(np.int64) + shard.right[order]
         before = np.cumsum(pairs) - pairs
-        lr = torch.from_numpy(self.schedule.at(first_pair + before).astype(np.float32)).to(self.device)
+        lr = torch.from_numpy(np.asarray(self.schedule.at(first_pair + before), dtype=np.float32)).to(self.device)
         tokens = self._tokens(shard)
         # Gathered copies: torch wants writable arrays, and the shard is a read-only memory map.
         center, left, right = (torch.from_numpy(a[order]).to(self.device)

@@ -218,7 +218,9 @@ def _start_worker(words: pa.Array) -> None:
 def encode_block(token_path: Path, group: int, index: WordIndex | None = None) -> pa.ListArray:
     """One row group as lists of int32 ids, out-of-vocabulary words dropped, empty rows dropped."""
     lists = read_token_batch(token_path, group)
-    ids = (index or _INDEX).ids(pc.list_flatten(lists))
+    index = index or _INDEX
+    assert index is not None, "encode_block runs in a worker started by _start_worker, or is given the index"
+    ids = index.ids(pc.list_flatten(lists))
     lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
     known = ids >= 0
     encoded = keep_values(lists_from_lengths(lengths, pa.array(ids.astype(np.int32))), pa.array(known))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, no_type_check
 
 import numpy as np
 
@@ -75,6 +75,7 @@ def _text_rows_kernel():
     import math
 
     @njit(parallel=True, cache=True)
+    @no_type_check  # numba types it; mypy would read its numpy scalars as objects
     def fill(word_bytes, word_ends, vectors, bits, row_ends, powers, out):  # pragma: no cover - compiled
         for row in prange(len(row_ends)):
             at = row_ends[row - 1] if row > 0 else 0
@@ -110,7 +111,7 @@ def _text_rows_kernel():
     return fill
 
 
-def _text_rows(words: list[bytes], vectors: np.ndarray) -> bytes | np.ndarray:
+def _text_rows(words: list[bytes], vectors: np.ndarray) -> bytes | memoryview:
     kernel = _text_rows_kernel()
     if kernel is None:
         return _text_rows_numpy(words, vectors)
@@ -120,7 +121,7 @@ def _text_rows(words: list[bytes], vectors: np.ndarray) -> bytes | np.ndarray:
     out = np.empty(int(row_lengths.sum()), dtype=np.uint8)
     kernel(np.frombuffer(b"".join(words), dtype=np.uint8), np.cumsum(word_lengths), vectors,
            vectors.view(np.uint32), np.cumsum(row_lengths), POWERS_OF_TEN, out)
-    return out  # written as it is (the buffer protocol): no copy into bytes
+    return out.data  # written as it is: no copy into bytes
 
 
 def write_word2vec_text(path: Path | str, words: Sequence[str], vectors: np.ndarray) -> None:
