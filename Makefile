@@ -5,12 +5,12 @@ BIN     = $(VENV)/bin
 # The exact versions behind the committed results (ranges live in pyproject.toml).
 INSTALL = $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: run test bench repro-check lock dvc-deps clean-venv
+.PHONY: run test docs typecheck bench repro-check lock dvc-deps clean-venv
 
 # The venv is rebuilt whenever the ranges or the pinned versions change.
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(INSTALL) -e '.[pipeline,test]'
+	$(INSTALL) -e '.[pipeline,test,docs]'
 	touch $@
 
 ## run: set up .venv and run the whole DVC pipeline on the embedded corpus
@@ -20,10 +20,18 @@ run: $(BIN)/.installed
 	$(BIN)/w2v check
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
-## test: set up .venv and run the test suite
-test: $(BIN)/.installed
-	$(BIN)/ruff check src stages tests bench
+## test: set up .venv; lint, type-check the library, build the manual (warnings fail) and run the test suite
+test: $(BIN)/.installed typecheck docs
+	$(BIN)/ruff check src stages tests bench docs
 	$(BIN)/python -m pytest -q
+
+## typecheck: mypy over the library (src/w2v ships py.typed; settings in pyproject.toml)
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+## docs: build the manual into docs/_build/html (offline; any warning, such as a broken link, fails)
+docs: $(BIN)/.installed
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 ## repro-check: run the pipeline twice from clean copies and compare the hash of every output
 repro-check: $(BIN)/.installed

@@ -1,6 +1,7 @@
 """Training speed and quality, ours against gensim, side by side in one run.
 
     python bench/train_bench.py [--threads 2] [--mode deterministic|hogwild] [--device cpu|cuda] [--against REV]
+                                [--word2vec BIN]
                                 [--set KEY=VALUE ...]   (train params; --set model=cbow compares with gensim's sg=0,
                                                          --set hs=true --set negative=0 with its hs=1, negative=0)
 
@@ -12,6 +13,11 @@ tokens (data/tokens, as rows of at most 10,000 words) and the same thread count.
 * ours: the train stage run in a scratch directory on the workspace's pair shards (`python -m stages.train`,
   training time as the stage measures it, compile cache warm), plus the pairs stage's time for the same
   epochs, because gensim subsamples and windows inside its training loop.
+
+``--word2vec BIN`` runs word2vec.c too (a binary built from its public sources: ``gcc word2vec.c -o word2vec
+-lm -pthread -O3 -march=native -funroll-loops``) on the same rows written one per line, with the same settings
+(``-alpha`` the params' for every model, where word2vec.c would default CBOW to 0.05); it has no seed option and
+no separate training time, so its whole process is timed (its vocabulary count is about 0.3 s of the sample).
 
 ``--against REV`` times the train stage of another git revision (checked out in a scratch worktree) in the
 same alternating rounds, for a before/after of our own code.
@@ -69,6 +75,23 @@ def run_gensim(threads: int, epochs: int, seed: int = 1, settings: dict | None =
     model.train(sentences, total_examples=len(sentences), epochs=epochs)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "words_per_second": words * epochs / seconds, **quality(model.wv)}
+
+
+def run_word2vec_c(binary: Path, corpus: Path, threads: int, epochs: int, settings: dict, alpha: float) -> dict:
+    from gensim.models import KeyedVectors
+
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "vectors.bin"
+        command = [str(binary), "-train", str(corpus), "-output", str(out), "-binary", "1", "-size", "100",
+                   "-window", "5", "-sample", "1e-3", "-min-count", "5", "-iter", str(epochs), "-threads",
+                   str(threads), "-alpha", str(alpha), "-cbow", str(1 - settings["sg"]), "-hs", str(settings["hs"]),
+                   "-negative", str(settings["negative"])]
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        seconds = time.perf_counter() - start
+        vectors = KeyedVectors.load_word2vec_format(str(out), binary=True)
+    words = sum(1 for line in corpus.open(encoding="utf-8") for _ in line.split())
+    return {"seconds": seconds, "words_per_second": words * epochs / seconds, **quality(vectors)}
 
 
 def run_ours(threads: int, mode: str, device: str, words: int, code: Path = ROOT, seed: int = 1,
@@ -137,6 +160,7 @@ def main() -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--skip-gensim", action="store_true", help="ours only (e.g. on a GPU machine)")
     parser.add_argument("--against", metavar="REV", help="also time the train stage of this git revision")
+    parser.add_argument("--word2vec", type=Path, metavar="BIN", help="also run word2vec.c (this binary)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a train param for our runs, e.g. --set shared_negatives=false (repeatable)")
     parser.add_argument("--rounds", type=int, default=3,
@@ -149,8 +173,13 @@ def main() -> None:
     print(f"corpus: {words:,} raw words x {epochs} epochs; {args.threads} threads")
 
     overrides = {key: yaml.safe_load(value) for key, value in (o.split("=", 1) for o in args.overrides)}
-    ours_runs, reference_runs, before_runs = [], [], []
+    ours_runs, reference_runs, before_runs, c_runs = [], [], [], []
     with contextlib.ExitStack() as stack:
+        if args.word2vec:  # the same rows, one per line (word2vec.c cuts its sentences at 1,000 words)
+            corpus = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "corpus.txt"
+            rows = pq.read_table(ROOT / "data/tokens/tokens.parquet").column("tokens").to_pylist()
+            corpus.write_text("".join(" ".join(row) + "\n" for row in rows), encoding="utf-8")
+            alpha = {**yaml.safe_load((ROOT / "params.yaml").read_text())["train"], **overrides}["alpha"]
         before_code = stack.enter_context(worktree(args.against)) if args.against else None
         # Untimed warm-up: numba compiles the kernels once and caches them (a user's first run pays it once).
         run_ours(args.threads, args.mode, args.device, words, overrides=overrides)
@@ -163,6 +192,9 @@ def main() -> None:
                 before_runs.append(run_ours(args.threads, args.mode, args.device, words, before_code, seed,
                                             overrides))
             ours_runs.append(run_ours(args.threads, args.mode, args.device, words, seed=seed, overrides=overrides))
+            if args.word2vec:
+                c_runs.append(run_word2vec_c(args.word2vec, corpus, args.threads, epochs, gensim_settings(overrides),
+                                             alpha))
     ours = median_run(ours_runs)
     rows = [(f"ours ({args.device}, {args.mode})", ours)]
     if before_runs:
@@ -176,6 +208,10 @@ def main() -> None:
         rows.insert(0, (f"gensim {gensim.__version__}", reference))
         ratios = sorted(o["words_per_second"] / r["words_per_second"] for o, r in zip(ours_runs, reference_runs))
         print("per-round ratios ours/gensim: " + ", ".join(f"{x:.2f}" for x in ratios))
+    if c_runs:
+        rows.insert(0, ("word2vec.c (whole process)", median_run(c_runs)))
+        ratios = sorted(o["words_per_second"] / c["words_per_second"] for o, c in zip(ours_runs, c_runs))
+        print("per-round ratios ours/word2vec.c: " + ", ".join(f"{x:.2f}" for x in ratios))
     print(f"median time of {args.rounds} rounds; quality: mean over the rounds (seeds 1..{args.rounds}) [min-max]")
     print(f"{'':28} {'train s':>8} {'words/s':>10} {'analogy':>24} {'WS-353':>24} {'SimLex':>24}")
     for name, r in rows:
@@ -192,6 +228,11 @@ def main() -> None:
               f"{ours['with_pairs_words_per_second'] / reference['words_per_second']:.2f}x with the pairs stage; "
               f"analogy {ours['analogy'] - reference['analogy']:+.4f}, "
               f"WordSim-353 {ours['wordsim353'] - reference['wordsim353']:+.4f}")
+    if c_runs:
+        c = median_run(c_runs)
+        print(f"ratio ours/word2vec.c: {ours['words_per_second'] / c['words_per_second']:.2f}x training "
+              f"({ours['process_seconds'] / c['seconds']:.2f} of its time as whole processes); "
+              f"analogy {ours['analogy'] - c['analogy']:+.4f}, WordSim-353 {ours['wordsim353'] - c['wordsim353']:+.4f}")
 
 
 if __name__ == "__main__":

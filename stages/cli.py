@@ -18,9 +18,50 @@ from w2v.errors import W2VError
 log = logging.getLogger("w2v.cli")
 
 
+PARAMS_HEADER = """\
+# Parameters of the word2vec pipeline: one section per DVC stage.
+# Each stage declares in dvc.yaml only the keys it reads, so changing a key re-runs only the stages that
+# depend on it (and their downstream stages). Every key is validated when a stage starts.
+# The comments are the code's own words (w2v/params.py): `w2v params --yaml > params.yaml` rewrites them.
+"""
+COMMENT_COLUMN = 24  # where the comments of params.yaml start, unless a key and its value reach further
+LINE_WIDTH = 120
+
+
+def yaml_value(value) -> str:
+    """A value as params.yaml writes it on one line: sample, true, 0.001, [10], '' ."""
+    import yaml
+
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1 << 30).strip()
+    return text.removesuffix("\n...").strip()
+
+
+def params_yaml(raw: dict) -> str:
+    """params.yaml holding the values of ``raw`` (the file as YAML loaded it; a missing key gets its default),
+    each key commented with what it does."""
+    import textwrap
+
+    from w2v.params import SECTIONS, meaning
+
+    lines = [PARAMS_HEADER.rstrip("\n")]
+    for section, cls in SECTIONS.items():
+        lines += ["", f"{section}:"]
+        values = raw.get(section) or {}
+        for f in dataclasses.fields(cls):
+            default = list(f.default) if isinstance(f.default, tuple) else f.default
+            entry = f"  {f.name}: {yaml_value(values.get(f.name, default))}"
+            column = max(COMMENT_COLUMN, len(entry) + 1)
+            width = LINE_WIDTH - COMMENT_COLUMN - 2
+            first, *rest = textwrap.wrap(meaning(f), max(width - (column - COMMENT_COLUMN), 40))
+            lines.append(f"{entry.ljust(column - 1)} # {first}")
+            lines += [f"{' ' * COMMENT_COLUMN}# {line}"
+                      for line in textwrap.wrap(" ".join(rest), width)] if rest else []
+    return "\n".join(lines) + "\n"
+
+
 def params_table(markdown: bool) -> str:
     """Every key with its current value, what it accepts and what it does."""
-    from w2v.params import PARAMS_FILE, SECTIONS, describe, load_params
+    from w2v.params import PARAMS_FILE, SECTIONS, describe, load_params, meaning
 
     current = load_params(PARAMS_FILE)
     lines = ["| key | value | allowed | meaning |", "|---|---|---|---|"] if markdown else []
@@ -29,11 +70,10 @@ def params_table(markdown: bool) -> str:
             value = getattr(current[section], f.name)
             value = list(value) if isinstance(value, tuple) else value  # as params.yaml writes it
             allowed = describe(dict(f.metadata), type(f.default))
-            meaning = f.metadata["help"] + ("; speed only, so not a DVC dependency" if f.metadata["speed_only"] else "")
             if markdown:
-                lines.append(f"| `{section}.{f.name}` | `{value!r}` | {allowed} | {meaning} |")
+                lines.append(f"| `{section}.{f.name}` | `{value!r}` | {allowed} | {meaning(f)} |")
             else:
-                lines.append(f"{section}.{f.name} = {value!r}\n    {meaning} ({allowed})")
+                lines.append(f"{section}.{f.name} = {value!r}\n    {meaning(f)} ({allowed})")
     return "\n".join(lines)
 
 
@@ -45,7 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Validate params.yaml (exit 2 with one clear line if a value is "
                                            "wrong) and list every key, its value, what it accepts and what it "
                                            "does.")
-    show.add_argument("--markdown", action="store_true", help="print a Markdown table (as in the README)")
+    form = show.add_mutually_exclusive_group()
+    form.add_argument("--markdown", action="store_true", help="print a Markdown table (as the manual's parameters "
+                                                              "page)")
+    form.add_argument("--yaml", action="store_true", help="print params.yaml with its current values and every key "
+                                                          "commented with its meaning (`> params.yaml` restores "
+                                                          "the comments after an edit)")
 
     def query(name: str, help: str, words: list[tuple[str, str]]) -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=help, description=help + ". Reads the model of the current "
@@ -90,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override a param in both copies, e.g. --set pairs.epochs=1 (repeatable)")
     check.add_argument("--keep", action="store_true", help="keep the two copies (their path is logged)")
+    commands.add_parser(
+        "digest", help="the fingerprint of the results dvc.lock records, as CHANGELOG.md records it per version",
+        description="Print one short hash of every output hash in dvc.lock, the files that hold timings left "
+                    "out. Two workspaces with the same digest hold the same results; a change of it is a change "
+                    "of result bytes, which bumps the version (CONTRIBUTING.md).")
     return parser
 
 
@@ -163,7 +213,14 @@ def check_project() -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    if args.command == "params":
+    if args.command == "params" and args.yaml:
+        import yaml
+
+        from w2v.params import PARAMS_FILE, load_params
+
+        load_params(PARAMS_FILE)  # validated first: a wrong value is named, not written back
+        sys.stdout.write(params_yaml(yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))))
+    elif args.command == "params":
         sys.stdout.write(params_table(args.markdown) + "\n")
     elif args.command == "check":
         check_project()
@@ -171,6 +228,12 @@ def run(args: argparse.Namespace) -> None:
         sys.exit(compare_experiments(args.dvc_args))
     elif args.command == "recipe":
         sys.exit(show_recipe(args.name, args.run))
+    elif args.command == "digest":
+        from stages.reprocheck import results_digest
+
+        if not Path("dvc.lock").is_file():
+            raise W2VError("dvc.lock: not found; run `w2v digest` in the project's root, after `dvc repro`")
+        sys.stdout.write(results_digest(Path("dvc.lock")) + "\n")
     elif args.command == "repro-check":
         from stages.reprocheck import repro_check
 

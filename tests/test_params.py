@@ -1,11 +1,13 @@
 """params.yaml validation: every bad value is refused with one line naming the key, the value and the rule."""
 
 import dataclasses
+import os
 import re
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT
 from w2v.params import SECTIONS, DownloadParams, PairsParams, ParamError, TokenizeParams, VocabParams, load_params
@@ -129,7 +131,19 @@ def test_w2v_params_lists_every_key():
     assert "`download.sha256`" in run.stdout
 
 
-def test_readme_lists_every_key_as_w2v_params_does():
-    from stages.cli import params_table
+def test_params_yaml_comments_are_the_codes_words():
+    """params.yaml says what each key does in the words of w2v/params.py (as the manual's parameters page and
+    `w2v params` do): `w2v params --yaml > params.yaml` rewrites it after a help text changes."""
+    from stages.cli import params_yaml
 
-    assert params_table(markdown=True) in (ROOT / "README.md").read_text()
+    text = (ROOT / "params.yaml").read_text(encoding="utf-8")
+    assert params_yaml(yaml.safe_load(text)) == text
+
+
+def test_w2v_params_yaml_keeps_the_values_and_restores_the_comments(tmp_path, write_params):
+    path = write_params({"train": {"dim": 64}, "pairs": {"order": "text"}})  # safe_dump drops the comments
+    run = subprocess.run([sys.executable, "-m", "stages.cli", "params", "--yaml"], cwd=path.parent,
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stderr
+    assert yaml.safe_load(run.stdout) == yaml.safe_load(path.read_text())
+    assert "  dim: 64               # vector size\n" in run.stdout
