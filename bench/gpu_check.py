@@ -112,7 +112,7 @@ class Project:
         matrices = init_matrices(len(self.counts), p.dim, np.random.default_rng(p.seed), output_names(p.hs, p.negative))
         noise = alias_table(noise_distribution(self.counts, p.ns_exponent))
         tree = huffman_tree(self.counts) if p.hs else None
-        schedule = Schedule(p.alpha, p.min_alpha, self.manifest.total_pairs)
+        schedule = Schedule(p.learning_rate, p.min_alpha, self.manifest.total_pairs)
         if name == "numba":
             from w2v.cpu_trainer import CpuTrainer
 

@@ -56,7 +56,7 @@ def train_once(pairs_dir: Path, counts: np.ndarray, params: TrainParams, trainer
     from w2v.shards import PairManifest
 
     manifest = PairManifest.read(pairs_dir)
-    schedule = Schedule(params.alpha, params.min_alpha, manifest.total_pairs)
+    schedule = Schedule(params.learning_rate, params.min_alpha, manifest.total_pairs)
     tree = huffman_tree(counts) if params.hs else None
     matrices = init_matrices(len(counts), params.dim, np.random.default_rng(params.seed),
                              output_names(params.hs, params.negative))

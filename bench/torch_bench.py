@@ -81,7 +81,7 @@ def main() -> None:
     vocab = pq.read_table(ROOT / "data/vocab/vocab.parquet", columns=["word", "count"])
     words, counts = vocab.column("word").to_pylist(), vocab.column("count").to_numpy()
     noise = alias_table(noise_distribution(counts, params.ns_exponent))
-    schedule = Schedule(params.alpha, params.min_alpha, manifest.total_pairs)
+    schedule = Schedule(params.learning_rate, params.min_alpha, manifest.total_pairs)
     word_epochs = manifest.total_words
 
     def fresh():

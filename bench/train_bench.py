@@ -16,7 +16,7 @@ tokens (data/tokens, as rows of at most 10,000 words) and the same thread count.
 
 ``--word2vec BIN`` runs word2vec.c too (a binary built from its public sources: ``gcc word2vec.c -o word2vec
 -lm -pthread -O3 -march=native -funroll-loops``) on the same rows written one per line, with the same settings
-(``-alpha`` the params' for every model, where word2vec.c would default CBOW to 0.05); it has no seed option and
+(``-alpha``: the learning rate our run uses, as for gensim); it has no seed option and
 no separate training time, so its whole process is timed (its vocabulary count is about 0.3 s of the sample).
 
 ``--against REV`` times the train stage of another git revision (checked out in a scratch worktree) in the
@@ -56,10 +56,21 @@ def quality(vectors) -> dict:
     return {"analogy": analogy, "wordsim353": ws, "simlex999": simlex}
 
 
+def learning_rate(overrides: dict) -> float:
+    """The initial learning rate our run uses (train.alpha, ``auto`` resolved for the model), which gensim and
+    word2vec.c get too."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from w2v.params import TrainParams
+
+    train = {**yaml.safe_load((ROOT / "params.yaml").read_text())["train"], **overrides}
+    return TrainParams.from_mapping("train", train).learning_rate
+
+
 def gensim_settings(overrides: dict) -> dict:
-    """gensim's names for the train params we compare on: model, cbow_mean, hs, negative."""
+    """gensim's names for the train params we compare on: model, cbow_mean, hs, negative, alpha."""
     return {"sg": 0 if overrides.get("model") == "cbow" else 1, "cbow_mean": int(overrides.get("cbow_mean", True)),
-            "hs": int(overrides.get("hs", False)), "negative": overrides.get("negative", 5)}
+            "hs": int(overrides.get("hs", False)), "negative": overrides.get("negative", 5),
+            "alpha": learning_rate(overrides)}
 
 
 def run_gensim(threads: int, epochs: int, seed: int = 1, settings: dict | None = None) -> dict:
@@ -75,6 +86,30 @@ def run_gensim(threads: int, epochs: int, seed: int = 1, settings: dict | None =
     model.train(sentences, total_examples=len(sentences), epochs=epochs)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "words_per_second": words * epochs / seconds, **quality(model.wv)}
+
+
+GENSIM_PROCESS = """
+import sys, time
+import pyarrow.parquet as pq
+from gensim.models import Word2Vec
+rows = pq.read_table(sys.argv[1]).column("tokens").to_pylist()
+sentences = [row[i:i + 10_000] for row in rows for i in range(0, len(row), 10_000)]
+settings = eval(sys.argv[2])
+model = Word2Vec(sentences, **settings)
+model.wv.save_word2vec_format(sys.argv[3], binary=True)
+"""
+
+
+def gensim_process_seconds(threads: int, epochs: int, seed: int, settings: dict) -> float:
+    """gensim as a user runs it: a fresh process that imports it, reads the tokens, builds the vocabulary, trains
+    and saves the vectors (what our train stage's process does after the pairs stage)."""
+    arguments = {**settings, "vector_size": 100, "window": 5, "sample": 1e-3, "min_count": 5, "workers": threads,
+                 "seed": seed, "epochs": epochs}
+    with tempfile.TemporaryDirectory() as scratch:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", GENSIM_PROCESS, str(ROOT / "data/tokens/tokens.parquet"),
+                        repr(arguments), str(Path(scratch) / "vectors.bin")], check=True)
+        return time.perf_counter() - start
 
 
 def run_word2vec_c(binary: Path, corpus: Path, threads: int, epochs: int, settings: dict, alpha: float) -> dict:
@@ -161,6 +196,9 @@ def main() -> None:
     parser.add_argument("--skip-gensim", action="store_true", help="ours only (e.g. on a GPU machine)")
     parser.add_argument("--against", metavar="REV", help="also time the train stage of this git revision")
     parser.add_argument("--word2vec", type=Path, metavar="BIN", help="also run word2vec.c (this binary)")
+    parser.add_argument("--whole-process", action="store_true",
+                        help="also time gensim as a fresh process (import, vocabulary, training, save) against our "
+                             "train stage's process")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a train param for our runs, e.g. --set shared_negatives=false (repeatable)")
     parser.add_argument("--rounds", type=int, default=3,
@@ -179,7 +217,7 @@ def main() -> None:
             corpus = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "corpus.txt"
             rows = pq.read_table(ROOT / "data/tokens/tokens.parquet").column("tokens").to_pylist()
             corpus.write_text("".join(" ".join(row) + "\n" for row in rows), encoding="utf-8")
-            alpha = {**yaml.safe_load((ROOT / "params.yaml").read_text())["train"], **overrides}["alpha"]
+            alpha = learning_rate(overrides)
         before_code = stack.enter_context(worktree(args.against)) if args.against else None
         # Untimed warm-up: numba compiles the kernels once and caches them (a user's first run pays it once).
         run_ours(args.threads, args.mode, args.device, words, overrides=overrides)
@@ -188,6 +226,9 @@ def main() -> None:
         for seed in range(1, args.rounds + 1):
             if not args.skip_gensim:
                 reference_runs.append(run_gensim(args.threads, epochs, seed, gensim_settings(overrides)))
+                if args.whole_process:
+                    reference_runs[-1]["process_seconds"] = gensim_process_seconds(
+                        args.threads, epochs, seed, gensim_settings(overrides))
             if before_code:
                 before_runs.append(run_ours(args.threads, args.mode, args.device, words, before_code, seed,
                                             overrides))
@@ -228,6 +269,13 @@ def main() -> None:
               f"{ours['with_pairs_words_per_second'] / reference['words_per_second']:.2f}x with the pairs stage; "
               f"analogy {ours['analogy'] - reference['analogy']:+.4f}, "
               f"WordSim-353 {ours['wordsim353'] - reference['wordsim353']:+.4f}")
+    if args.whole_process and not args.skip_gensim:
+        ours_process = sorted(r["process_seconds"] for r in ours_runs)[len(ours_runs) // 2]
+        gensim_process = sorted(r["process_seconds"] for r in reference_runs)[len(reference_runs) // 2]
+        print(f"whole processes (medians): our train stage {ours_process:.2f} s (+ pairs stage "
+              f"{ours['pairs_seconds']:.2f} s), gensim import + vocabulary + training + save {gensim_process:.2f} s: "
+              f"{gensim_process / ours_process:.2f}x, {gensim_process / (ours_process + ours['pairs_seconds']):.2f}x "
+              f"with the pairs stage")
     if c_runs:
         c = median_run(c_runs)
         print(f"ratio ours/word2vec.c: {ours['words_per_second'] / c['words_per_second']:.2f}x training "

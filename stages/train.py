@@ -95,7 +95,7 @@ def main() -> None:
     main_process = group is None or group.is_main
     if not main_process:
         logging.getLogger("w2v").setLevel(logging.WARNING)  # one voice: process 0 tells what the group does
-    schedule = Schedule(params.alpha, params.min_alpha, manifest.total_pairs)
+    schedule = Schedule(params.learning_rate, params.min_alpha, manifest.total_pairs)
     noise = alias_table(noise_distribution(counts, params.ns_exponent))
     tree = huffman_tree(counts) if params.hs else None
     outputs = output_names(params.hs, params.negative)
@@ -166,7 +166,8 @@ def main() -> None:
     metrics = train_metrics(progress, manifest, wall)
     # Only what the vectors' bytes depend on goes beside them, so an identical re-run gives an identical
     # model (and DVC stops the cascade there); the clock and the machine go to the run record.
-    metadata = {"params": params.result_dict(), "objectives": describe_objectives(params.hs, params.negative),
+    metadata = {"params": params.result_dict(), "learning_rate": [params.learning_rate, params.min_alpha],
+                "objectives": describe_objectives(params.hs, params.negative),
                 "output_matrices": list(outputs), "lanes": lanes, "device": device,
                 "seeds": {"train.seed": params.seed, "pairs.seed": manifest.params["seed"]},
                 "vocab_size": len(counts), "vocab_sha256": vocab_sha256, "pairs": metrics["pairs"],

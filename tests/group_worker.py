@@ -38,7 +38,7 @@ def main() -> None:
     manifest = PairManifest.read(root / "data/pairs")
     counts = read_vocab(root / "data/vocab/vocab.parquet", ["count"]).column("count").to_numpy()
     noise = alias_table(noise_distribution(counts, params.ns_exponent))
-    schedule = Schedule(params.alpha, params.min_alpha, manifest.total_pairs)
+    schedule = Schedule(params.learning_rate, params.min_alpha, manifest.total_pairs)
 
     def trainer(matrices):
         return trainer_class(name).from_params(params, "cpu", matrices, noise, schedule, group=group)

@@ -147,3 +147,22 @@ def test_w2v_params_yaml_keeps_the_values_and_restores_the_comments(tmp_path, wr
     assert run.returncode == 0, run.stderr
     assert yaml.safe_load(run.stdout) == yaml.safe_load(path.read_text())
     assert "  dim: 64               # vector size\n" in run.stdout
+
+
+@pytest.mark.parametrize("model, alpha, rate", [("skipgram", "auto", 0.025), ("cbow", "auto", 0.05),
+                                                ("cbow", 0.025, 0.025), ("skipgram", 1, 1.0)])
+def test_alpha_auto_is_word2vec_cs_default_for_the_model(write_params, model, alpha, rate):
+    train = load_params(write_params({"train": {"model": model, "alpha": alpha}}))["train"]
+    assert train.learning_rate == rate and train.alpha == (alpha if alpha == "auto" else float(alpha))
+
+
+@pytest.mark.parametrize("alpha, message", [
+    ("fast", "train.alpha = 'fast' has the wrong type: must be auto or a number > 0 and <= 1"),
+    (0, "train.alpha = 0 is out of range: must be auto or a number > 0 and <= 1"),
+    (True, "train.alpha = True has the wrong type"),
+])
+def test_alpha_takes_auto_or_a_number(write_params, alpha, message):
+    with pytest.raises(ParamError, match=re.escape(message)):
+        load_params(write_params({"train": {"alpha": alpha}}))
+    with pytest.raises(ParamError, match=re.escape("train.min_alpha = 0.03 is above train.alpha = 'auto' (0.025)")):
+        load_params(write_params({"train": {"min_alpha": 0.03}}))

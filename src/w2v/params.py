@@ -30,14 +30,15 @@ PARAMS_FILE = Path("params.yaml")
 
 def param(default: Any, *, choices: tuple | None = None, ge: float | None = None, gt: float | None = None,
           le: float | None = None, lt: float | None = None, regex: str | None = None, items: type = str,
-          allowed: str = "", help: str = "", speed_only: bool = False) -> Any:
+          number_or: tuple[str, ...] = (), allowed: str = "", help: str = "", speed_only: bool = False) -> Any:
     """A dataclass field with the rules its value must follow (``allowed`` words them, if the rules can't).
 
     ``items``: what a list (a tuple default) holds, str or float; a list of numbers also takes a single number.
+    ``number_or``: words the key takes instead of a number (the rules then bound the number), e.g. ``("auto",)``.
     ``speed_only``: the key changes how fast a step runs (or how long it waits), never the bytes it writes.
     """
     rules = {"choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt, "regex": regex, "items": items,
-             "allowed": allowed, "help": help, "speed_only": speed_only}
+             "number_or": number_or, "allowed": allowed, "help": help, "speed_only": speed_only}
     return field(default=default, metadata=rules)
 
 
@@ -60,7 +61,9 @@ def describe(rules: dict, kind: type) -> str:
         return "one of " + ", ".join(str(c) for c in rules["choices"])
     bounds = [f"{op} {rules[key]}" for key, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
               if rules[key] is not None]
-    text = _type_name(kind, rules.get("items", str))
+    text = _type_name(float if rules.get("number_or") else kind, rules.get("items", str))
+    if rules.get("number_or"):
+        text = " or ".join(rules["number_or"]) + " or " + text
     if rules["regex"]:
         text += f" matching {rules['regex']}"
     return " ".join([text] + [" and ".join(bounds)] if bounds else [text])
@@ -68,6 +71,10 @@ def describe(rules: dict, kind: type) -> str:
 
 def _coerce(section: str, name: str, value: Any, kind: type, rules: dict) -> Any:
     where = f"{section}.{name} = {value!r}"
+    if rules.get("number_or"):
+        if isinstance(value, str) and value in rules["number_or"]:
+            return value
+        kind = float
     ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
@@ -264,6 +271,10 @@ class PairsParams(Section):
     workers: int = param(0, ge=0, help="batches of the corpus built in parallel (0 = all cores)", speed_only=True)
 
 
+SKIPGRAM_ALPHA = 0.025  # word2vec.c's and gensim's initial learning rate for skip-gram
+CBOW_ALPHA = 0.05  # word2vec.c's for CBOW (gensim keeps 0.025)
+
+
 @dataclass(frozen=True)
 class TrainParams(Section):
     model: str = param("skipgram", choices=("skipgram", "cbow"),
@@ -277,7 +288,10 @@ class TrainParams(Section):
     shared_negatives: bool = param(True, help="one draw of noise words per window, shared by its contexts "
                                               "(false: a fresh draw per pair, as word2vec.c)")
     ns_exponent: float = param(0.75, ge=-2.0, le=2.0, help="noise words drawn with probability ∝ count^ns_exponent")
-    alpha: float = param(0.025, gt=0, le=1, help="initial learning rate (decays linearly over all pairs)")
+    alpha: float | str = param("auto", number_or=("auto",), gt=0, le=1,
+                               help="initial learning rate, decaying linearly over all pairs; auto = word2vec.c's "
+                                    "default for the model: 0.025 for skipgram, 0.05 for cbow (gensim uses 0.025 "
+                                    "for both)")
     min_alpha: float = param(0.0001, ge=0, help="final learning rate (<= alpha)")
     batch_size: int = param(16384, ge=1, help="CUDA: pairs per batched SGD step")
     sync_every: int = param(65536, ge=1, help="CPU, deterministic: pairs between merges of the lanes' private rows")
@@ -299,6 +313,14 @@ class TrainParams(Section):
     checkpoint_minutes: float = param(5.0, gt=0, help="minutes between mid-epoch checkpoints", speed_only=True)
 
     @property
+    def learning_rate(self) -> float:
+        """The initial learning rate: ``alpha``, or for ``auto`` word2vec.c's default for the model (CBOW, one
+        update per window, takes twice skip-gram's rate; measured on the sample: bench/NOTES.md)."""
+        if self.alpha == "auto":
+            return CBOW_ALPHA if self.model == "cbow" else SKIPGRAM_ALPHA
+        return float(self.alpha)
+
+    @property
     def cbow_mode(self) -> int:
         """0 skip-gram, 1 CBOW with the sum of the contexts, 2 with their mean (the trainers' switch)."""
         return 0 if self.model == "skipgram" else 2 if self.cbow_mean else 1
@@ -311,9 +333,9 @@ class TrainParams(Section):
         if self.keep_init_words and not self.init_from:
             raise ParamError(f"{section}.keep_init_words = true needs {section}.init_from: the words it keeps are "
                              f"the init model's")
-        if self.min_alpha > self.alpha:
-            raise ParamError(f"{section}.min_alpha = {self.min_alpha!r} is above {section}.alpha = {self.alpha!r}: "
-                             f"the learning rate decays from alpha down to min_alpha")
+        if self.min_alpha > self.learning_rate:
+            raise ParamError(f"{section}.min_alpha = {self.min_alpha!r} is above {section}.alpha = {self.alpha!r} "
+                             f"({self.learning_rate!r}): the learning rate decays from alpha down to min_alpha")
 
 
 WORD_PAIR_FILES = ("data/benchmarks/wordsim353.tsv", "data/benchmarks/simlex999.txt")

@@ -188,7 +188,7 @@ def check_finite(loss: float, chunk: Chunk, alpha: float) -> None:
     if not math.isfinite(loss):
         raise W2VError(f"training diverged: the loss became {loss} in epoch {chunk.epoch + 1} near pair "
                        f"{chunk.first_pair:,}; the learning rate is the likely cause: lower train.alpha "
-                       f"(now {alpha}; word2vec uses 0.025) and re-run")
+                       f"(now {alpha}; word2vec uses 0.025 for skip-gram, 0.05 for CBOW) and re-run")
 
 
 def train(trainer: Trainer, manifest: PairManifest, pairs_dir: Path, params: TrainParams, progress: Progress,
@@ -229,7 +229,7 @@ def train(trainer: Trainer, manifest: PairManifest, pairs_dir: Path, params: Tra
                 loss = trainer.train_chunk(shard, chunk.start, chunk.end, chunk.first_pair,
                                            chunk_seeds(params.seed, chunk, trainer.lanes))
                 progress.train_seconds += time.perf_counter() - started
-                check_finite(loss, chunk, params.alpha)
+                check_finite(loss, chunk, params.learning_rate)
                 progress.epoch_loss[epoch] += loss
                 progress.epoch_pairs[epoch] += pairs
                 progress.curve_loss += loss
