@@ -91,6 +91,14 @@ def _axpy(a, x, y):  # pragma: no cover - compiled
         y[d] += a * x[d]
 
 
+@njit(fastmath=FASTMATH, inline="always")
+def _step_target(g, x, y, grad):  # pragma: no cover - compiled
+    """grad += g·y, then y += g·x, in one pass over y (its old value read once): the bits of the two passes."""
+    for d in range(len(y)):
+        grad[d] += g * y[d]
+        y[d] += g * x[d]
+
+
 @intrinsic
 def _prefetch_row(typingctx, matrix, row):
     """Ask the CPU to bring matrix[row] into its cache (a hint: no effect on any result)."""
@@ -301,12 +309,15 @@ def _shared_window(m0, m1, rows0, rows1, labels, m, targets, lr, gain, sigma, so
     return loss
 
 
+ONES = np.ones(512, dtype=np.float32)  # coefficients of a plain sum of rows: a window has at most 2 x 255 contexts
+
+
 @njit(fastmath=FASTMATH, inline="always")
 def _cbow_hidden(m0, rows0, m, mean, h):  # pragma: no cover - compiled
-    """h = the sum (or, with ``mean``, the mean) of the m context rows."""
+    """h = the sum (or, with ``mean``, the mean) of the m context rows, summed in context order with h held in
+    registers across the rows (1·x is x exactly: the sum of m separate passes, bit for bit)."""
     h[:] = 0.0
-    for i in range(m):
-        _axpy(np.float32(1.0), m0[rows0[i]], h)
+    accumulate(h, ONES, m0, rows0, m)
     if mean:
         inverse = np.float32(1.0) / np.float32(m)
         for d in range(len(h)):
@@ -340,9 +351,7 @@ def _cbow_targets(h, m1, rows1, labels, targets, lr, grad, scores, sigma, softpl
                 sigma[j], softplus_f[j], softplus_minus_f[j] = sigmoid_softplus32(dot(h, y))
                 break
         loss += softplus_minus_f[j] if labels[j] & 1 else softplus_f[j]
-        g = _gain(labels[j], scores[j], sigma[j], lr)
-        _axpy(g, y, grad)
-        _axpy(g, h, y)
+        _step_target(_gain(labels[j], scores[j], sigma[j], lr), h, y, grad)
     return loss
 
 
@@ -384,9 +393,7 @@ def _pair_step(x, y, label, lr, grad):  # pragma: no cover - compiled
     loss = np.float64(softplus_minus_f if label & 1 else softplus_f)
     if label & SKIP_SATURATED and (f >= MAX_EXP or f <= -MAX_EXP):
         return loss
-    g = (np.float32(label & 1) - sigma) * lr
-    _axpy(g, y, grad)
-    _axpy(g, x, y)
+    _step_target((np.float32(label & 1) - sigma) * lr, x, y, grad)
     return loss
 
 
