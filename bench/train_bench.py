@@ -89,12 +89,12 @@ def run_gensim(threads: int, epochs: int, seed: int = 1, settings: dict | None =
 
 
 GENSIM_PROCESS = """
-import sys, time
+import ast, sys
 import pyarrow.parquet as pq
 from gensim.models import Word2Vec
 rows = pq.read_table(sys.argv[1]).column("tokens").to_pylist()
 sentences = [row[i:i + 10_000] for row in rows for i in range(0, len(row), 10_000)]
-settings = eval(sys.argv[2])
+settings = ast.literal_eval(sys.argv[2])
 model = Word2Vec(sentences, **settings)
 model.wv.save_word2vec_format(sys.argv[3], binary=True)
 """

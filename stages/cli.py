@@ -59,21 +59,30 @@ def params_yaml(raw: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def key_rows(section: str, values=None) -> list[tuple[str, str, str, str]]:
+    """(key, value as params.yaml writes it, what it accepts, what it does) for every key of a params section,
+    with the values of ``values`` (a loaded section) or the code's defaults: what `w2v params` and the manual's
+    parameters page show."""
+    from w2v.params import SECTIONS, describe, meaning
+
+    rows = []
+    for f in dataclasses.fields(SECTIONS[section]):
+        value = getattr(values, f.name) if values is not None else f.default
+        rows.append((f"{section}.{f.name}", yaml_value(list(value) if isinstance(value, tuple) else value),
+                     describe(dict(f.metadata), type(f.default)), meaning(f)))
+    return rows
+
+
 def params_table(markdown: bool) -> str:
     """Every key with its current value, what it accepts and what it does."""
-    from w2v.params import PARAMS_FILE, SECTIONS, describe, load_params, meaning
+    from w2v.params import PARAMS_FILE, SECTIONS, load_params
 
     current = load_params(PARAMS_FILE)
     lines = ["| key | value | allowed | meaning |", "|---|---|---|---|"] if markdown else []
-    for section, cls in SECTIONS.items():
-        for f in dataclasses.fields(cls):
-            value = getattr(current[section], f.name)
-            value = list(value) if isinstance(value, tuple) else value  # as params.yaml writes it
-            allowed = describe(dict(f.metadata), type(f.default))
-            if markdown:
-                lines.append(f"| `{section}.{f.name}` | `{value!r}` | {allowed} | {meaning(f)} |")
-            else:
-                lines.append(f"{section}.{f.name} = {value!r}\n    {meaning(f)} ({allowed})")
+    for section in SECTIONS:
+        for key, value, allowed, meaning in key_rows(section, current[section]):
+            lines.append(f"| `{key}` | `{value}` | {allowed} | {meaning} |" if markdown
+                         else f"{key} = {value}\n    {meaning} ({allowed})")
     return "\n".join(lines)
 
 

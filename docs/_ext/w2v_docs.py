@@ -4,8 +4,6 @@ code's definitions (w2v/params.py), so the parameters page cannot disagree with 
 
 from __future__ import annotations
 
-import dataclasses
-
 from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.util import logging
@@ -15,15 +13,12 @@ log = logging.getLogger(__name__)
 
 
 def section_table(section: str) -> list[str]:
-    """Markdown: the section's keys (default as params.yaml writes it, allowed, meaning), in the code's order."""
-    from stages.cli import yaml_value
-    from w2v.params import SECTIONS, describe, meaning
+    """Markdown: the section's keys with their defaults, in the code's order (the rows `w2v params` prints)."""
+    from stages.cli import key_rows
 
     lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
-    for f in dataclasses.fields(SECTIONS[section]):
-        default = list(f.default) if isinstance(f.default, tuple) else f.default
-        allowed = describe(dict(f.metadata), type(f.default))
-        cells = [f"`{section}.{f.name}`", f"`{yaml_value(default)}`", allowed, meaning(f)]
+    for key, default, allowed, meaning in key_rows(section):
+        cells = [f"`{key}`", f"`{default}`", allowed, meaning]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return lines
 

@@ -26,19 +26,13 @@ log = logging.getLogger(__name__)
 PROJECTIONS = ("pca", "tsne", "umap")
 
 
-def pca(vectors: np.ndarray, dims: int) -> np.ndarray:
-    """The first ``dims`` principal components, each with its sign fixed (largest coordinate positive), the same
-    bits on every CPU and BLAS (:func:`w2v.portable_linalg.principal_components`)."""
-    return principal_components(vectors, dims)
-
-
 def project(vectors: np.ndarray, method: str, dims: int, seed: int) -> np.ndarray:
     """``vectors`` (unit rows) → (n, dims) coordinates by PCA, t-SNE or UMAP (cosine geometry for the last two)."""
     n = len(vectors)
     if method == "pca" or n <= dims + 2:  # too few points for a neighbourhood method
         if method != "pca":
             log.warning("%d words are too few for %s: the map uses PCA", n, method)
-        return pca(vectors, dims)
+        return principal_components(vectors, dims)
     if method == "tsne":
         from sklearn.manifold import TSNE
 
@@ -46,7 +40,7 @@ def project(vectors: np.ndarray, method: str, dims: int, seed: int) -> np.ndarra
         # scaled as its init="pca" scales it (first axis with a standard deviation of 1e-4).
         distances = np.maximum(1.0 - cosines(vectors, vectors).astype(np.float64), 0.0)
         np.fill_diagonal(distances, 0.0)
-        start = pca(vectors, dims)
+        start = principal_components(vectors, dims)
         start = start / math.sqrt(math.fsum((start[:, 0] - math.fsum(start[:, 0]) / n) ** 2) / n) * 1e-4
         return TSNE(n_components=dims, perplexity=min(30.0, (n - 1) / 3), metric="precomputed", init=start,
                     random_state=seed, n_jobs=1).fit_transform(distances)

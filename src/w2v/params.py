@@ -155,7 +155,7 @@ class DownloadParams(Section):
                              "prints the sha256 to pin")
     timeout: float = param(60.0, gt=0, help="seconds without data before a download fails", speed_only=True)
     hf_dataset: str = param("", help="Hugging Face dataset id (e.g. wikitext), or a directory saved with "
-                                                  "save_to_disk")
+                                     "save_to_disk")
     hf_config: str = param("", help="dataset configuration name (e.g. wikitext-103-raw-v1; '' for the default)")
     hf_split: str = param("train", help="dataset split")
     hf_revision: str = param("", help="dataset revision (commit, tag or branch; '' for the default)")

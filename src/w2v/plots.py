@@ -7,8 +7,8 @@ from pathlib import Path
 
 from w2v.embeddings import Embeddings
 from w2v.fsio import atomic_file
-from w2v.maps import map_groups, pca
-from w2v.portable_linalg import cosines
+from w2v.maps import map_groups
+from w2v.portable_linalg import cosines, principal_components
 
 ADJUST_ITERATIONS = 50  # its default is a 1 s time limit: another picture on a busy machine
 
@@ -23,7 +23,7 @@ def draw_map(path: Path, emb: Embeddings, found: dict[str, list], per_word: int)
 
     groups = map_groups(emb, found, per_word, 0)  # a word near two probe words is drawn once
     words = [w for _, members in groups for w in members]
-    coords = pca(emb.unit[[emb.index(w) for w in words]], 2)
+    coords = principal_components(emb.unit[[emb.index(w) for w in words]], 2)
     fig, ax = plt.subplots(figsize=(11, 8), dpi=110)
     colours = plt.get_cmap("tab20")
     labels = []

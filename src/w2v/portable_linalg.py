@@ -50,24 +50,29 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cosines_numpy(queries: np.ndarray, candidates: np.ndarray, out: np.ndarray) -> None:
-    """:func:`w2v.portable_math.dot` in numpy: ``DOT_LANES`` partial sums over whole blocks, added in a fixed tree
-    ((0+1) + (2+3), ...), then the tail element by element."""
-    n, d = queries.shape
+def _lane_dots(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """:func:`w2v.portable_math.dot` in numpy, over the last axis of two broadcastable float32 arrays:
+    ``DOT_LANES`` partial sums over whole blocks, added in a fixed tree ((0+1) + (2+3), ...), then the tail
+    element by element."""
+    d = x.shape[-1]
     blocks = d // DOT_LANES
-    step = max(1, NUMPY_BLOCK // (n * DOT_LANES))
+    partial = np.zeros((*np.broadcast_shapes(x.shape[:-1], y.shape[:-1]), DOT_LANES), dtype=np.float32)
+    for b in range(blocks):
+        lanes = slice(b * DOT_LANES, (b + 1) * DOT_LANES)
+        partial += x[..., lanes] * y[..., lanes]
+    while partial.shape[-1] > 1:
+        partial = partial[..., 0::2] + partial[..., 1::2]
+    total = partial[..., 0]
+    for k in range(blocks * DOT_LANES, d):
+        total += x[..., k] * y[..., k]
+    return total
+
+
+def _cosines_numpy(queries: np.ndarray, candidates: np.ndarray, out: np.ndarray) -> None:
+    """:func:`cosines` in numpy, a block of candidates at a time (``NUMPY_BLOCK`` partial sums held at once)."""
+    step = max(1, NUMPY_BLOCK // (len(queries) * DOT_LANES))
     for lo in range(0, len(candidates), step):
-        rows = candidates[lo:lo + step]
-        partial = np.zeros((n, len(rows), DOT_LANES), dtype=np.float32)
-        for b in range(blocks):
-            lanes = slice(b * DOT_LANES, (b + 1) * DOT_LANES)
-            partial += queries[:, None, lanes] * rows[None, :, lanes]
-        while partial.shape[-1] > 1:
-            partial = partial[..., 0::2] + partial[..., 1::2]
-        total = partial[..., 0]
-        for k in range(blocks * DOT_LANES, d):
-            total += queries[:, None, k] * rows[None, :, k]
-        out[:, lo:lo + step] = total
+        out[:, lo:lo + step] = _lane_dots(queries[:, None, :], candidates[None, lo:lo + step, :])
 
 
 def cosines(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -84,11 +89,7 @@ def cosines(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
 
 def row_dots(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """float32 dot product of each row of ``x`` with the same row of ``y`` (as :func:`cosines` computes it)."""
-    x, y = np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.float32)
-    out = np.empty(len(x), dtype=np.float32)
-    for i in range(len(x)):  # benchmark pairs: a few thousand at most
-        _cosines_numpy(x[i:i + 1], y[i:i + 1], out[i:i + 1, None])
-    return out
+    return _lane_dots(np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32))
 
 
 def principal_components(vectors: np.ndarray, dims: int) -> np.ndarray:
