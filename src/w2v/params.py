@@ -289,9 +289,9 @@ class TrainParams(Section):
                                               "(false: a fresh draw per pair, as word2vec.c)")
     ns_exponent: float = param(0.75, ge=-2.0, le=2.0, help="noise words drawn with probability ∝ count^ns_exponent")
     alpha: float | str = param("auto", number_or=("auto",), gt=0, le=1,
-                               help="initial learning rate, decaying linearly over all pairs; auto = word2vec.c's "
-                                    "default for the model: 0.025 for skipgram, 0.05 for cbow (gensim uses 0.025 "
-                                    "for both)")
+                               help=f"initial learning rate, decaying linearly over all pairs; auto = word2vec.c's "
+                                    f"default for the model: {SKIPGRAM_ALPHA} for skipgram, {CBOW_ALPHA} for cbow "
+                                    f"(gensim uses {SKIPGRAM_ALPHA} for both)")
     min_alpha: float = param(0.0001, ge=0, help="final learning rate (<= alpha)")
     batch_size: int = param(16384, ge=1, help="CUDA: pairs per batched SGD step")
     sync_every: int = param(65536, ge=1, help="CPU, deterministic: pairs between merges of the lanes' private rows")

@@ -31,7 +31,7 @@ import numpy as np
 from w2v.errors import W2VError
 from w2v.huffman import HuffmanTree
 from w2v.matrices import Matrices
-from w2v.params import TrainParams
+from w2v.params import CBOW_ALPHA, SKIPGRAM_ALPHA, TrainParams
 from w2v.sgns import Schedule
 from w2v.shards import PairManifest, WindowShard, read_window_shard
 
@@ -188,7 +188,7 @@ def check_finite(loss: float, chunk: Chunk, alpha: float) -> None:
     if not math.isfinite(loss):
         raise W2VError(f"training diverged: the loss became {loss} in epoch {chunk.epoch + 1} near pair "
                        f"{chunk.first_pair:,}; the learning rate is the likely cause: lower train.alpha "
-                       f"(now {alpha}; word2vec uses 0.025 for skip-gram, 0.05 for CBOW) and re-run")
+                       f"(now {alpha}; word2vec uses {SKIPGRAM_ALPHA} for skip-gram, {CBOW_ALPHA} for CBOW) and re-run")
 
 
 def train(trainer: Trainer, manifest: PairManifest, pairs_dir: Path, params: TrainParams, progress: Progress,
