@@ -334,21 +334,22 @@ def _score_targets(h, m1, rows1, targets, scores, sigma, softplus):  # pragma: n
 
 
 @njit(fastmath=FASTMATH, inline="always")
-def _cbow_targets(h, m1, rows1, labels, targets, lr, grad, scores, sigma, softplus):  # pragma: no cover
-    """CBOW: h predicts the targets (rows1 of m1, with their labels) one after the other, as word2vec.c does; each
-    target moves now, h's error is added to ``grad``. Returns the loss.
+def _targets_in_turn(h, m1, rows1, labels, targets, lr, grad, scores, sigma, softplus, loss):  # pragma: no cover
+    """h (CBOW's hidden vector, or one context row for per-pair noise) predicts the targets (rows1 of m1, with
+    their labels) one after the other, as word2vec.c does: each target moves now, h's error is added to ``grad``.
+    Returns ``loss`` plus each target's loss, added in turn.
 
     h does not change while the targets are trained, so a target's score is the same before and after the targets
     ahead of it have moved, unless it is one of them again (a noise word drawn twice): all scores and their
     sigmoids are computed first, in one pass of independent evaluations, and only a repeated target's is redone."""
     _score_targets(h, m1, rows1, targets, scores, sigma, softplus)
     softplus_f, softplus_minus_f = softplus[0], softplus[1]
-    loss = 0.0
     for j in range(targets):
         y = m1[rows1[j]]
         for k in range(j):
             if rows1[k] == rows1[j]:  # moved since its score was taken
-                sigma[j], softplus_f[j], softplus_minus_f[j] = sigmoid_softplus32(dot(h, y))
+                scores[j] = dot(h, y)
+                sigma[j], softplus_f[j], softplus_minus_f[j] = sigmoid_softplus32(scores[j])
                 break
         loss += softplus_minus_f[j] if labels[j] & 1 else softplus_f[j]
         _step_target(_gain(labels[j], scores[j], sigma[j], lr), h, y, grad)
@@ -356,13 +357,12 @@ def _cbow_targets(h, m1, rows1, labels, targets, lr, grad, scores, sigma, softpl
 
 
 @njit(fastmath=FASTMATH, inline="always")
-def _cbow_path(h, m1, rows1, labels, targets, lr, grad, scores, sigma, softplus):  # pragma: no cover
-    """:func:`_cbow_targets` for targets known to be distinct (a path's inner nodes): no target's score changes
+def _distinct_targets(h, m1, rows1, labels, targets, lr, grad, scores, sigma, softplus, loss):  # pragma: no cover
+    """:func:`_targets_in_turn` for targets known to be distinct (a path's inner nodes): no target's score changes
     before its turn, so the gains are all known first and h's error is gathered in one pass over the rows
-    (:func:`w2v.portable_math.accumulate`, the same sums in the same order). Returns the loss."""
+    (:func:`w2v.portable_math.accumulate`, the same sums in the same order). Returns ``loss`` plus theirs."""
     _score_targets(h, m1, rows1, targets, scores, sigma, softplus)
     softplus_f, softplus_minus_f = softplus[0], softplus[1]
-    loss = 0.0
     for j in range(targets):
         loss += softplus_minus_f[j] if labels[j] & 1 else softplus_f[j]
         scores[j] = _gain(labels[j], scores[j], sigma[j], lr)  # the score's slot now holds its gain
@@ -382,19 +382,6 @@ def _cbow_apply(m0, rows0, m, mean, grad):  # pragma: no cover - compiled
             grad[d] *= inverse
     for i in range(m):
         _axpy(np.float32(1.0), grad, m0[rows0[i]])
-
-
-@njit(fastmath=FASTMATH, inline="always")
-def _pair_step(x, y, label, lr, grad):  # pragma: no cover - compiled
-    """One (input x, target y) step of word2vec.c: y moves now, x's change is gathered in ``grad``. Returns the
-    loss term."""
-    f = dot(x, y)
-    sigma, softplus_f, softplus_minus_f = sigmoid_softplus32(f)
-    loss = np.float64(softplus_minus_f if label & 1 else softplus_f)
-    if label & SKIP_SATURATED and (f >= MAX_EXP or f <= -MAX_EXP):
-        return loss
-    _step_target((np.float32(label & 1) - sigma) * lr, x, y, grad)
-    return loss
 
 
 @njit(fastmath=FASTMATH, inline="always")
@@ -467,11 +454,13 @@ def train_windows(windows, lo, hi, first_pair, settings, syn0, syn1, syn1neg, la
                 grad[:] = 0.0
                 if hs:
                     targets = _path_targets(c, settings, syn1, lane, rows1, labels)
-                    loss += m * _cbow_path(h, m_hs, rows1, labels, targets, lr, grad, gain[0], sigma, softplus)
+                    loss += m * _distinct_targets(h, m_hs, rows1, labels, targets, lr, grad, gain[0], sigma, softplus,
+                                                  0.0)
                 if negative:
                     targets = _negative_targets(c, noise, drawn, settings, syn1neg, lane, rows1, labels)
                     drawn += negative
-                    loss += m * _cbow_targets(h, m_neg, rows1, labels, targets, lr, grad, gain[0], sigma, softplus)
+                    loss += m * _targets_in_turn(h, m_neg, rows1, labels, targets, lr, grad, gain[0], sigma, softplus,
+                                                  0.0)
                 _cbow_apply(m0, rows0, m, mean, grad)
             else:
                 for i in range(m):
@@ -493,13 +482,11 @@ def train_windows(windows, lo, hi, first_pair, settings, syn0, syn1, syn1neg, la
                 grad[:] = 0.0
                 if hs:
                     targets = _path_targets(c, settings, syn1, lane, rows1, labels)
-                    for j in range(targets):
-                        loss += _pair_step(x, m_hs[rows1[j]], labels[j], lr, grad)
+                    loss = _distinct_targets(x, m_hs, rows1, labels, targets, lr, grad, gain[0], sigma, softplus, loss)
                 if negative:
                     targets = _negative_targets(c, noise, drawn, settings, syn1neg, lane, rows1, labels)
                     drawn += negative
-                    for j in range(targets):
-                        loss += _pair_step(x, m_neg[rows1[j]], labels[j], lr, grad)
+                    loss = _targets_in_turn(x, m_neg, rows1, labels, targets, lr, grad, gain[0], sigma, softplus, loss)
                 _axpy(np.float32(1.0), grad, x)
     return loss
 
