@@ -536,23 +536,27 @@ def find_shared_rows(touch, slot, words):  # pragma: no cover - compiled
     return first[blocks]
 
 
+MERGE_BLOCK = 64  # shared rows per task of the merge (each task keeps one row's value at the last merge)
+
+
 @njit(parallel=True, nogil=True, fastmath=FASTMATH, cache=True)
 def merge_shared_rows(matrix, vocab, capacity, words, shared, touch, slot):  # pragma: no cover - compiled
     """Add each lane's change of each shared row (its copy minus the row) to the model, lane after lane, and
-    forget the private copies (a lane has a copy of the shared rows it touched)."""
+    forget the private copies (a lane has a copy of the shared rows it touched). One pass: the row is read and
+    written once, each copy read once (the row's old value is kept aside for the lanes' changes)."""
     lanes = touch.shape[0]
-    for s in prange(shared):
-        word = words[s]
-        row = matrix[word]
-        for t in range(lanes):
-            if _touched(touch[t], word):
-                private = matrix[vocab + t * capacity + s]
-                for d in range(len(row)):
-                    private[d] -= row[d]
-        for t in range(lanes):
-            if _touched(touch[t], word):
-                _axpy(np.float32(1.0), matrix[vocab + t * capacity + s], row)
-        slot[word] = -1
+    for b in prange(-(-shared // MERGE_BLOCK)):
+        base = np.empty(matrix.shape[1], dtype=matrix.dtype)
+        for s in range(b * MERGE_BLOCK, min((b + 1) * MERGE_BLOCK, shared)):
+            word = words[s]
+            row = matrix[word]
+            base[:] = row
+            for t in range(lanes):
+                if _touched(touch[t], word):
+                    private = matrix[vocab + t * capacity + s]
+                    for d in range(len(row)):
+                        row[d] += private[d] - base[d]
+            slot[word] = -1
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
@@ -637,15 +641,20 @@ def train_chunk_lanes(windows, split, settings, syn0, syn1, syn1neg, scratch):  
     or ``syn1neg`` (negative) is an empty matrix when its objective is off. Returns per-lane losses."""
     draw_lanes(windows, split, settings, syn0, syn1, syn1neg, scratch)
     shared = np.zeros(3, dtype=np.int64)
+    # A matrix whose objective is off has no rows: no parallel pass is started for it.
     if settings.merge:
         shared[0] = find_shared_rows(syn0.touch, syn0.slot, syn0.words)
-        shared[1] = find_shared_rows(syn1.touch, syn1.slot, syn1.words)
-        shared[2] = find_shared_rows(syn1neg.touch, syn1neg.slot, syn1neg.words)
+        if settings.hs:
+            shared[1] = find_shared_rows(syn1.touch, syn1.slot, syn1.words)
+        if settings.negative:
+            shared[2] = find_shared_rows(syn1neg.touch, syn1neg.slot, syn1neg.words)
     losses = train_lanes(windows, split, settings, syn0, syn1, syn1neg, scratch, shared)
     if settings.merge:
         merge_lanes(syn0, settings.vocab, shared[0])
-        merge_lanes(syn1, settings.vocab, shared[1])
-        merge_lanes(syn1neg, settings.vocab, shared[2])
+        if settings.hs:
+            merge_lanes(syn1, settings.vocab, shared[1])
+        if settings.negative:
+            merge_lanes(syn1neg, settings.vocab, shared[2])
     return losses
 
 
