@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from stages import pipeline
-from w2v.arrow_io import read_vocab
+from w2v.arrow_io import numeric_column, read_vocab
 from w2v.fsio import atomic_dir, write_json
 from w2v.pairs import build_pairs, pair_stats
 
@@ -22,7 +22,7 @@ log = logging.getLogger("w2v.pairs")
 def main() -> None:
     params = pipeline.stage_params("pairs")
     pipeline.require(pipeline.VOCAB_TABLE, pipeline.CORPUS_IDS)
-    counts = read_vocab(pipeline.VOCAB_TABLE, ["count"]).column("count").to_numpy()
+    counts = numeric_column(read_vocab(pipeline.VOCAB_TABLE, ["count"]), "count")
     with atomic_dir(pipeline.PAIRS) as tmp:
         manifest = build_pairs(pipeline.CORPUS_IDS, counts, params, tmp)
         manifest.write(tmp)

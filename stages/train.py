@@ -27,7 +27,7 @@ import numpy as np
 
 from stages import pipeline
 from w2v import checkpoint, runinfo, warm_start
-from w2v.arrow_io import read_vocab, tokenize_rules
+from w2v.arrow_io import numeric_column, read_vocab, tokenize_rules
 from w2v.embeddings import save_model
 from w2v.errors import W2VError
 from w2v.fsio import atomic_dir, atomic_file, sha256_file, write_json
@@ -75,7 +75,7 @@ def main() -> None:
     # and torchrun's traceback.
     manifest = PairManifest.read(pipeline.PAIRS)
     vocab = read_vocab(pipeline.VOCAB_TABLE, ["word", "count"])
-    counts = vocab.column("count").to_numpy()
+    counts = numeric_column(vocab, "count")
     check_vocabulary(pipeline.VOCAB_TABLE, len(counts), manifest, params.negative, params.hs)
     manifest.check_files(pipeline.PAIRS)
     init = read_init_model(params.init_from, params.dim)

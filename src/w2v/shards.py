@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from w2v.arrow_io import reading
+from w2v.arrow_io import array_view, reading
 from w2v.errors import DamagedFileError
 from w2v.fsio import CHUNK, write_json
 
@@ -119,7 +119,7 @@ def read_window_shard(path: Path | str, expect: ShardInfo | None = None) -> Wind
         if expect is not None and hashlib.sha256(source.read_buffer()).hexdigest() != expect.sha256:
             raise DamagedFileError(path, "damaged: its sha256 differs from the one in the manifest")
         batch = ipc.open_file(source).get_batch(0)
-        arrays = {name: batch.column(name).values.to_numpy(zero_copy_only=True)
+        arrays = {name: array_view(batch.column(name).values)
                   for name in ("tokens", "center", "left", "right")}
     shard = WindowShard(**arrays)
     if len(shard.left) != shard.windows or len(shard.right) != shard.windows:
