@@ -116,7 +116,7 @@ class Project:
         if name == "numba":
             from w2v.cpu_trainer import CpuTrainer
 
-            return CpuTrainer(matrices, noise, p.negative, schedule, 2, True, p.shared_negatives, p.sync_every,
+            return CpuTrainer(matrices, noise, p.negative, schedule, 2, True, p.shared_negatives, p.merge_pairs,
                               cbow=p.cbow_mode, tree=tree)
         from w2v.torch_trainer import TorchTrainer
 

@@ -98,7 +98,7 @@ def main() -> None:
         from w2v.cpu_trainer import CpuTrainer
 
         trainer = CpuTrainer(fresh(), noise, params.negative, schedule, 2, True, not args.per_pair,
-                             chunk_pairs=params.sync_every)
+                             chunk_pairs=params.merge_pairs)
         trainer.prepare(read_window_shard(pairs_dir / manifest.shards_in_order()[0][1].file))
         rows.append(("CPU kernel, 2 lanes", train_all(trainer, manifest, pairs_dir, params.seed),
                      trainer.matrices()["syn0"]))

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
@@ -80,7 +81,7 @@ def test_every_key_refuses_a_wrong_type_and_an_out_of_range_value(write_params, 
     wrong_type = {"x": 1} if kind is not tuple else "x" if rules["items"] is float else 7
     with pytest.raises(ParamError, match=rf"{section}\.{key} = .* has the wrong type: must be "):
         load_params(write_params({section: {key: wrong_type}}))
-    bad = out_of_range(kind, rules)
+    bad = out_of_range(rules["number"] if rules["number_or"] else kind, rules)
     if bad is not None:
         with pytest.raises(ParamError, match=rf"{section}\.{key} = .* is (out of range|not allowed|malformed): "):
             load_params(write_params({section: {key: bad}}))
@@ -154,6 +155,32 @@ def test_w2v_params_yaml_keeps_the_values_and_restores_the_comments(tmp_path, wr
 def test_alpha_auto_is_word2vec_cs_default_for_the_model(write_params, model, alpha, rate):
     train = load_params(write_params({"train": {"model": model, "alpha": alpha}}))["train"]
     assert train.learning_rate == rate and train.alpha == (alpha if alpha == "auto" else float(alpha))
+
+
+@pytest.mark.parametrize("model, sync_every, pairs", [("skipgram", "auto", 65_536), ("cbow", "auto", 131_072),
+                                                      ("cbow", 65_536, 65_536)])
+def test_sync_every_auto_is_the_models_merge_interval(write_params, model, sync_every, pairs):
+    from w2v.cpu_trainer import CpuTrainer
+    from w2v.matrices import init_matrices
+    from w2v.sgns import Schedule, alias_table, noise_distribution
+
+    train = load_params(write_params({"train": {"model": model, "sync_every": sync_every}}))["train"]
+    assert train.merge_pairs == pairs
+    counts = np.arange(20_000, 0, -1)
+    matrices = init_matrices(len(counts), 8, np.random.default_rng(1), ("syn1neg",))
+    trainer = CpuTrainer.from_params(train, "cpu", matrices, alias_table(noise_distribution(counts, 0.75)),
+                                     Schedule(0.025, 0.0001, 10**6))
+    assert trainer.lane_pairs == pairs
+
+
+@pytest.mark.parametrize("sync_every, message", [
+    (65536.0, "train.sync_every = 65536.0 has the wrong type: must be auto or an integer >= 1"),
+    ("often", "train.sync_every = 'often' has the wrong type: must be auto or an integer >= 1"),
+    (0, "train.sync_every = 0 is out of range: must be auto or an integer >= 1"),
+])
+def test_sync_every_takes_auto_or_an_integer(write_params, sync_every, message):
+    with pytest.raises(ParamError, match=re.escape(message)):
+        load_params(write_params({"train": {"sync_every": sync_every}}))
 
 
 @pytest.mark.parametrize("alpha, message", [

@@ -697,7 +697,7 @@ class CpuTrainer:
     def from_params(cls, params: TrainParams, device: str, matrices: Matrices, noise: tuple[np.ndarray, np.ndarray],
                     schedule: Schedule, group=None, tree: HuffmanTree | None = None) -> "CpuTrainer":
         return cls(matrices, noise, params.negative, schedule, worker_count(params.threads), params.deterministic,
-                   params.shared_negatives, params.sync_every, cbow=params.cbow_mode, tree=tree, group=group,
+                   params.shared_negatives, params.merge_pairs, cbow=params.cbow_mode, tree=tree, group=group,
                    group_pairs=params.process_sync_every)
 
     def __init__(self, matrices: Matrices, noise: tuple[np.ndarray, np.ndarray], negative: int, schedule: Schedule,

@@ -30,15 +30,17 @@ PARAMS_FILE = Path("params.yaml")
 
 def param(default: Any, *, choices: tuple | None = None, ge: float | None = None, gt: float | None = None,
           le: float | None = None, lt: float | None = None, regex: str | None = None, items: type = str,
-          number_or: tuple[str, ...] = (), allowed: str = "", help: str = "", speed_only: bool = False) -> Any:
+          number_or: tuple[str, ...] = (), number: type = float, allowed: str = "", help: str = "",
+          speed_only: bool = False) -> Any:
     """A dataclass field with the rules its value must follow (``allowed`` words them, if the rules can't).
 
     ``items``: what a list (a tuple default) holds, str or float; a list of numbers also takes a single number.
-    ``number_or``: words the key takes instead of a number (the rules then bound the number), e.g. ``("auto",)``.
+    ``number_or``: words the key takes instead of a ``number`` (float or int; the rules then bound it), e.g.
+    ``("auto",)``.
     ``speed_only``: the key changes how fast a step runs (or how long it waits), never the bytes it writes.
     """
     rules = {"choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt, "regex": regex, "items": items,
-             "number_or": number_or, "allowed": allowed, "help": help, "speed_only": speed_only}
+             "number_or": number_or, "number": number, "allowed": allowed, "help": help, "speed_only": speed_only}
     return field(default=default, metadata=rules)
 
 
@@ -61,7 +63,7 @@ def describe(rules: dict, kind: type) -> str:
         return "one of " + ", ".join(str(c) for c in rules["choices"])
     bounds = [f"{op} {rules[key]}" for key, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
               if rules[key] is not None]
-    text = _type_name(float if rules.get("number_or") else kind, rules.get("items", str))
+    text = _type_name(rules.get("number", float) if rules.get("number_or") else kind, rules.get("items", str))
     if rules.get("number_or"):
         text = " or ".join(rules["number_or"]) + " or " + text
     if rules["regex"]:
@@ -74,7 +76,7 @@ def _coerce(section: str, name: str, value: Any, kind: type, rules: dict) -> Any
     if rules.get("number_or"):
         if isinstance(value, str) and value in rules["number_or"]:
             return value
-        kind = float
+        kind = rules.get("number", float)
     ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
@@ -273,6 +275,12 @@ class PairsParams(Section):
 
 SKIPGRAM_ALPHA = 0.025  # word2vec.c's and gensim's initial learning rate for skip-gram
 CBOW_ALPHA = 0.05  # word2vec.c's for CBOW (gensim keeps 0.025)
+# Pairs between merges of 2 deterministic lanes. A CBOW window moves each output row by one gain times the contexts'
+# mean, where skip-gram's moves it by the sum of m contexts' gains: CBOW's lanes drift apart more slowly and merge
+# half as often at the same quality (12 seeds on the sample; 4x as seldom lost 0.002 analogy: bench/NOTES.md,
+# "CBOW's merge interval").
+SKIPGRAM_SYNC_EVERY = 65_536
+CBOW_SYNC_EVERY = 131_072
 
 
 @dataclass(frozen=True)
@@ -294,7 +302,9 @@ class TrainParams(Section):
                                     f"(gensim uses {SKIPGRAM_ALPHA} for both)")
     min_alpha: float = param(0.0001, ge=0, help="final learning rate (<= alpha)")
     batch_size: int = param(16384, ge=1, help="CUDA: pairs per batched SGD step")
-    sync_every: int = param(65536, ge=1, help="CPU, deterministic: pairs between merges of the lanes' private rows")
+    sync_every: int | str = param("auto", number_or=("auto",), number=int, ge=1,
+                                  help=f"CPU, deterministic: pairs between merges of the lanes' private rows; auto "
+                                       f"= {SKIPGRAM_SYNC_EVERY} for skipgram, {CBOW_SYNC_EVERY} for cbow")
     seed: int = param(1, ge=0, help="seed of the initial vectors and the noise words")
     device: str = param("auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when a GPU is visible, else cpu")
     threads: int = param(2, ge=0, help="CPU threads (lanes) of each training process (0 = all cores); part of the "
@@ -319,6 +329,14 @@ class TrainParams(Section):
         if self.alpha == "auto":
             return CBOW_ALPHA if self.model == "cbow" else SKIPGRAM_ALPHA
         return float(self.alpha)
+
+    @property
+    def merge_pairs(self) -> int:
+        """Pairs between merges of the CPU kernel's deterministic lanes: ``sync_every``, or for ``auto`` the model's
+        default."""
+        if self.sync_every == "auto":
+            return CBOW_SYNC_EVERY if self.model == "cbow" else SKIPGRAM_SYNC_EVERY
+        return int(self.sync_every)
 
     @property
     def cbow_mode(self) -> int:
