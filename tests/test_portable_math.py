@@ -148,6 +148,28 @@ def test_dot_is_sixteen_fixed_partial_sums_then_a_fixed_tree(n):
 
 
 @njit(fastmath=pm.FASTMATH)
+def _dot_rows(x, matrix, rows, n, out):
+    pm.dot_rows(x, matrix, rows, n, out)
+
+
+@pytest.mark.parametrize("dim", [1, 15, 16, 37, 112, 300])
+def test_dot_rows_gives_dots_bits(dim):
+    """The batched products (8 at a time, their trees added as whole vectors) are dot's, bit for bit, whatever
+    their count: a partial group, exactly one, several; rows repeated; values of very different sizes."""
+    rng = np.random.default_rng(dim)
+    matrix = (rng.normal(size=(40, dim)) * rng.choice([1e-4, 1.0, 1e4], size=(40, 1))).astype(np.float32)
+    x = rng.normal(size=dim).astype(np.float32)
+    rows = rng.integers(0, 40, size=30)
+    rows[3] = rows[1]
+    for n in (0, 1, 6, 8, 9, 16, 23, 30):
+        out = np.full(30, 7.0, np.float32)
+        _dot_rows(x, matrix, rows, n, out)
+        expected = [_dot(x, matrix[r]) for r in rows[:n]]
+        assert out[:n].tobytes() == np.array(expected, np.float32).tobytes()
+        assert (out[n:] == 7.0).all()
+
+
+@njit(fastmath=pm.FASTMATH)
 def _elementwise(xs, exp_out, log_out, exp32_out, sigmoid_out, softplus_out, softplus_minus_out):
     for i in range(len(xs)):
         exp_out[i] = pm.exp(xs[i])

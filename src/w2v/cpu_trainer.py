@@ -51,7 +51,8 @@ from w2v.huffman import MAX_EXP as HUFFMAN_MAX_EXP
 from w2v.huffman import HuffmanTree
 from w2v.matrices import HIERARCHICAL, INPUT, NEGATIVE, Matrices, check_objectives, describe_objectives
 from w2v.params import TrainParams, worker_count
-from w2v.portable_math import FASTMATH, LANES, accumulate, dot, forget_stale_compilations, sigmoid_softplus32
+from w2v.portable_math import (FASTMATH, LANES, accumulate, dot, dot_rows, forget_stale_compilations,
+                               sigmoid_softplus32)
 from w2v.sgns import Schedule
 from w2v.shards import MAX_WINDOW, WindowShard
 from w2v.training import chunk_ends, equal_pair_bounds
@@ -292,9 +293,7 @@ def _shared_window(m0, m1, rows0, rows1, labels, m, targets, lr, gain, sigma, so
     applies it once every output matrix has been trained). Returns the loss."""
     width = gain.shape[1]
     for i in range(m):
-        x = m0[rows0[i]]
-        for j in range(targets):
-            gain[i, j] = dot(x, m1[rows1[j]])
+        dot_rows(m0[rows0[i]], m1, rows1, targets, gain[i])
     scores = gain[:m].reshape(m * width)
     softplus_f, softplus_minus_f = softplus[0], softplus[1]
     for e in range(m * width):  # a flat loop of independent evaluations: vectorised, same bits per element
@@ -330,8 +329,7 @@ def _cbow_hidden(m0, rows0, m, mean, h):  # pragma: no cover - compiled
 @njit(fastmath=FASTMATH, inline="always")
 def _score_targets(h, m1, rows1, targets, scores, sigma, softplus):  # pragma: no cover - compiled
     """The score h·y of each target, then its σ and softpluses in one pass of independent evaluations."""
-    for j in range(targets):
-        scores[j] = dot(h, m1[rows1[j]])
+    dot_rows(h, m1, rows1, targets, scores)
     for j in range(targets):
         sigma[j], softplus[0][j], softplus[1][j] = sigmoid_softplus32(scores[j])
 

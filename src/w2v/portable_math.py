@@ -153,6 +153,102 @@ def accumulate(typingctx, y, coefs, matrix, rows, n):
     return types.void(y, coefs, matrix, rows, n), codegen
 
 
+ROWS_AT_ONCE = 8  # dot products whose lane sums dot_rows adds up together
+
+
+def _pairwise_sums(builder, a, b):
+    """[a0+a1, a2+a3, ..., b0+b1, b2+b3, ...]: the same pairs as dot's tree, of two vectors in one vector."""
+    width = a.type.count
+    i32 = ir.IntType(32)
+    evens = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, width), list(range(0, 2 * width, 2))))
+    odds = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, width), list(range(1, 2 * width, 2))))
+    return builder.fadd(evens, odds)
+
+
+@intrinsic
+def dot_rows(typingctx, x, matrix, rows, n, out):
+    """out[k] = x·matrix[rows[k]] for k < n, each the bits of :func:`dot`: the same ``LANES`` partial sums, then
+    the same tree of additions, done for ``ROWS_AT_ONCE`` products at a time with whole-vector shuffles and adds
+    (a product's 15 lane additions one by one cost as much as its multiplies)."""
+    if not (isinstance(x, types.Array) and x.ndim == 1 and x.layout == "C" and x.dtype == types.float32
+            and isinstance(matrix, types.Array) and matrix.ndim == 2 and matrix.layout == "C"
+            and matrix.dtype == types.float32 and isinstance(rows, types.Array) and rows.ndim == 1
+            and rows.dtype == types.int64 and isinstance(n, types.Integer)
+            and isinstance(out, types.Array) and out.ndim == 1 and out.dtype == types.float32):
+        return None
+
+    def codegen(context, builder, signature, args):
+        x_type, matrix_type, rows_type, _, out_type = signature.args
+        xa = context.make_array(x_type)(context, builder, args[0])
+        ma = context.make_array(matrix_type)(context, builder, args[1])
+        ra = context.make_array(rows_type)(context, builder, args[2])
+        n = context.cast(builder, args[3], signature.args[3], types.int64)
+        oa = context.make_array(out_type)(context, builder, args[4])
+        f32, i64 = ir.FloatType(), ir.IntType(64)
+        vector = ir.VectorType(f32, LANES)
+        dim = builder.extract_value(xa.shape, 0)
+        row_floats = builder.extract_value(ma.shape, 1)
+        blocks = builder.udiv(dim, ir.Constant(i64, LANES))
+        xv = builder.bitcast(xa.data, vector.as_pointer())
+        # Each product's LANES partial sums (as dot sums them), the group's products side by side in one pass over
+        # the blocks: independent chains of additions, so that one's latency hides behind the others'.
+        partials = cgutils.alloca_once(builder, vector, size=ROWS_AT_ONCE)
+        accumulators = [cgutils.alloca_once(builder, vector) for _ in range(ROWS_AT_ONCE)]
+        sums = cgutils.alloca_once(builder, f32, size=ROWS_AT_ONCE)
+        groups = builder.udiv(builder.add(n, ir.Constant(i64, ROWS_AT_ONCE - 1)), ir.Constant(i64, ROWS_AT_ONCE))
+        with cgutils.for_range(builder, groups) as group:
+            first = builder.mul(group.index, ir.Constant(i64, ROWS_AT_ONCE))
+            count = builder.sub(n, first)
+            count = builder.select(builder.icmp_signed("<", count, ir.Constant(i64, ROWS_AT_ONCE)), count,
+                                   ir.Constant(i64, ROWS_AT_ONCE))
+            for k in range(ROWS_AT_ONCE):  # products past n add up zeros
+                builder.store(ir.Constant(vector, [0.0] * LANES), builder.gep(partials, [ir.Constant(i64, k)]))
+            after = builder.append_basic_block("dot_rows.after")
+            switch = builder.switch(count, after)
+            for c in range(1, ROWS_AT_ONCE + 1):
+                case = builder.append_basic_block(f"dot_rows.{c}")
+                switch.add_case(ir.Constant(i64, c), case)
+                builder.position_at_end(case)
+                starts = []
+                for k in range(c):
+                    row = builder.load(cgutils.get_item_pointer(context, builder, rows_type, ra,
+                                                                [builder.add(first, ir.Constant(i64, k))]))
+                    starts.append(builder.bitcast(builder.gep(ma.data, [builder.mul(row, row_floats)]),
+                                                  vector.as_pointer()))
+                    builder.store(ir.Constant(vector, [0.0] * LANES), accumulators[k])
+                with cgutils.for_range(builder, blocks) as block:
+                    a = builder.load(builder.gep(xv, [block.index]), align=4)
+                    for k in range(c):
+                        b = builder.load(builder.gep(starts[k], [block.index]), align=4)
+                        builder.store(builder.fadd(builder.load(accumulators[k]), builder.fmul(a, b)), accumulators[k])
+                for k in range(c):
+                    builder.store(builder.load(accumulators[k]), builder.gep(partials, [ir.Constant(i64, k)]))
+                builder.branch(after)
+            builder.position_at_end(after)
+            level = [builder.load(builder.gep(partials, [ir.Constant(i64, k)])) for k in range(ROWS_AT_ONCE)]
+            while len(level) > 1:  # 8 vectors of 16 lanes -> 4 of (2 products x 8) -> 2 of (4 x 4) -> 1 of (8 x 2)
+                level = [_pairwise_sums(builder, level[k], level[k + 1]) for k in range(0, len(level), 2)]
+            last = _pairwise_sums(builder, level[0], level[0])  # lanes 0..7: each product's last addition
+            for k in range(ROWS_AT_ONCE):
+                builder.store(builder.extract_element(last, ir.Constant(ir.IntType(32), k)),
+                              builder.gep(sums, [ir.Constant(i64, k)]))
+            start = builder.mul(blocks, ir.Constant(i64, LANES))
+            with cgutils.for_range(builder, count) as k:
+                total = builder.gep(sums, [k.index])
+                row = builder.load(cgutils.get_item_pointer(context, builder, rows_type, ra,
+                                                            [builder.add(first, k.index)]))
+                y = builder.gep(ma.data, [builder.mul(row, row_floats)])
+                with cgutils.for_range_slice(builder, start, dim, ir.Constant(i64, 1)) as (d, _):  # a ragged end
+                    a = builder.load(builder.gep(xa.data, [d]))
+                    b = builder.load(builder.gep(y, [d]))
+                    builder.store(builder.fadd(builder.load(total), builder.fmul(a, b)), total)
+                builder.store(builder.load(total), cgutils.get_item_pointer(context, builder, out_type, oa,
+                                                                            [builder.add(first, k.index)]))
+        return context.get_dummy_value()
+
+    return types.void(x, matrix, rows, n, out), codegen
+
+
 @intrinsic
 def _float32_from_bits(typingctx, bits):
     def codegen(context, builder, signature, args):
