@@ -170,6 +170,28 @@ def test_dot_rows_gives_dots_bits(dim):
 
 
 @njit(fastmath=pm.FASTMATH)
+def _accumulate(y, coefs, matrix, rows, n):
+    pm.accumulate(y, coefs, matrix, rows, n)
+
+
+@pytest.mark.parametrize("dim", [1, 16, 32, 48, 64, 100, 112, 300])
+def test_accumulate_is_one_multiply_and_add_per_row_in_row_order(dim):
+    """y += Σ c_k·x_k with y's blocks in registers (4 at a time, then the last 1-3 together) gives the bits of n
+    separate passes y += c_k·x_k."""
+    rng = np.random.default_rng(dim)
+    matrix = (rng.normal(size=(20, dim)) * rng.choice([1e-4, 1.0, 1e4], size=(20, 1))).astype(np.float32)
+    coefs = rng.normal(size=20).astype(np.float32)
+    rows = rng.integers(0, 20, size=20)
+    for n in (0, 1, 6, 20):
+        y = rng.normal(size=dim).astype(np.float32)
+        expected = y.copy()
+        for k in range(n):
+            expected = (expected + (coefs[k] * matrix[rows[k]]).astype(np.float32)).astype(np.float32)
+        _accumulate(y, coefs, matrix, rows, n)
+        assert y.tobytes() == expected.tobytes()
+
+
+@njit(fastmath=pm.FASTMATH)
 def _elementwise(xs, exp_out, log_out, exp32_out, sigmoid_out, softplus_out, softplus_minus_out):
     for i in range(len(xs)):
         exp_out[i] = pm.exp(xs[i])

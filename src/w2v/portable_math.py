@@ -137,9 +137,18 @@ def accumulate(typingctx, y, coefs, matrix, rows, n):
         groups = builder.udiv(blocks, ir.Constant(i64, UNROLL))
         with cgutils.for_range(builder, groups) as group:
             run(builder.mul(group.index, ir.Constant(i64, UNROLL)), UNROLL)
-        with cgutils.for_range_slice(builder, builder.mul(groups, ir.Constant(i64, UNROLL)), blocks,
-                                     ir.Constant(i64, 1)) as (block, _):
-            run(block, 1)
+        # The last blocks (fewer than UNROLL) together too: 100 floats are 7 blocks, and 3 chains one after the
+        # other cost as much as the 4 before them.
+        first = builder.mul(groups, ir.Constant(i64, UNROLL))
+        after = builder.append_basic_block("accumulate.after")
+        switch = builder.switch(builder.sub(blocks, first), after)
+        for count in range(1, UNROLL):
+            case = builder.append_basic_block(f"accumulate.{count}")
+            switch.add_case(ir.Constant(i64, count), case)
+            builder.position_at_end(case)
+            run(first, count)
+            builder.branch(after)
+        builder.position_at_end(after)
         scalar = cgutils.alloca_once(builder, f32)
         start = builder.mul(blocks, ir.Constant(i64, LANES))
         with cgutils.for_range_slice(builder, start, dim, ir.Constant(i64, 1)) as (d, _):
