@@ -51,8 +51,7 @@ from w2v.huffman import MAX_EXP as HUFFMAN_MAX_EXP
 from w2v.huffman import HuffmanTree
 from w2v.matrices import HIERARCHICAL, INPUT, NEGATIVE, Matrices, check_objectives, describe_objectives
 from w2v.params import TrainParams, worker_count
-from w2v.portable_math import (FASTMATH, LANES, accumulate, dot, dot_rows, forget_stale_compilations,
-                               sigmoid_softplus32)
+from w2v.portable_math import FASTMATH, LANES, accumulate, dot, dot_rows, forget_stale_compilations, sigmoid_softplus32
 from w2v.sgns import Schedule
 from w2v.shards import MAX_WINDOW, WindowShard
 from w2v.training import chunk_ends, equal_pair_bounds
