@@ -46,11 +46,21 @@ SQRT_HALF = 0.70710678118654752440
 EXP_LIMIT = 700.0  # exp is evaluated on [-700, 700]: far outside any score a converging run reaches
 
 
+def _array(a, ndim: int, dtype, contiguous: bool = True) -> bool:
+    """Whether the numba type ``a`` is an array the intrinsics below can read (C order where they load vectors)."""
+    return (isinstance(a, types.Array) and a.ndim == ndim and a.dtype == dtype
+            and (a.layout == "C" or not contiguous))
+
+
+def _rows_of(matrix, rows) -> bool:
+    """A float32 matrix in C order and an int64 vector of its row numbers."""
+    return _array(matrix, 2, types.float32) and _array(rows, 1, types.int64, contiguous=False)
+
+
 @intrinsic
 def dot(typingctx, x, y):
     """x·y of two contiguous float32 vectors of the same length, summed in ``LANES`` fixed partial sums."""
-    if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype == types.float32
-               for a in (x, y)):
+    if not (_array(x, 1, types.float32) and _array(y, 1, types.float32)):
         return None
 
     def codegen(context, builder, signature, args):
@@ -86,11 +96,8 @@ def accumulate(typingctx, y, coefs, matrix, rows, n):
     """y += Σ_{k<n} coefs[k] · matrix[rows[k]]: each element of y gets its n products added in k order (one IEEE
     multiply and one add each, as n separate ``y += c·x`` loops would), with ``LANES`` elements kept in registers
     across the n rows instead of being stored and reloaded for each."""
-    if not (isinstance(y, types.Array) and y.ndim == 1 and y.layout == "C" and y.dtype == types.float32
-            and isinstance(coefs, types.Array) and coefs.ndim == 1 and coefs.dtype == types.float32
-            and isinstance(matrix, types.Array) and matrix.ndim == 2 and matrix.layout == "C"
-            and matrix.dtype == types.float32 and isinstance(rows, types.Array) and rows.ndim == 1
-            and rows.dtype == types.int64 and isinstance(n, types.Integer)):
+    if not (_array(y, 1, types.float32) and _array(coefs, 1, types.float32, contiguous=False)
+            and _rows_of(matrix, rows) and isinstance(n, types.Integer)):
         return None
 
     def codegen(context, builder, signature, args):
@@ -179,11 +186,8 @@ def dot_rows(typingctx, x, matrix, rows, n, out):
     """out[k] = x·matrix[rows[k]] for k < n, each the bits of :func:`dot`: the same ``LANES`` partial sums, then
     the same tree of additions, done for ``ROWS_AT_ONCE`` products at a time with whole-vector shuffles and adds
     (a product's 15 lane additions one by one cost as much as its multiplies)."""
-    if not (isinstance(x, types.Array) and x.ndim == 1 and x.layout == "C" and x.dtype == types.float32
-            and isinstance(matrix, types.Array) and matrix.ndim == 2 and matrix.layout == "C"
-            and matrix.dtype == types.float32 and isinstance(rows, types.Array) and rows.ndim == 1
-            and rows.dtype == types.int64 and isinstance(n, types.Integer)
-            and isinstance(out, types.Array) and out.ndim == 1 and out.dtype == types.float32):
+    if not (_array(x, 1, types.float32) and _rows_of(matrix, rows) and isinstance(n, types.Integer)
+            and _array(out, 1, types.float32, contiguous=False)):
         return None
 
     def codegen(context, builder, signature, args):
