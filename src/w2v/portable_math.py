@@ -57,6 +57,13 @@ def _rows_of(matrix, rows) -> bool:
     return _array(matrix, 2, types.float32) and _array(rows, 1, types.int64, contiguous=False)
 
 
+def _arguments(context, builder, signature, args) -> list:
+    """An intrinsic's arguments as its code uses them: each array as numba's array structure (data, shape, strides),
+    each integer as an i64."""
+    return [context.make_array(kind)(context, builder, value) if isinstance(kind, types.Array)
+            else context.cast(builder, value, kind, types.int64) for kind, value in zip(signature.args, args)]
+
+
 @intrinsic
 def dot(typingctx, x, y):
     """x·y of two contiguous float32 vectors of the same length, summed in ``LANES`` fixed partial sums."""
@@ -64,8 +71,7 @@ def dot(typingctx, x, y):
         return None
 
     def codegen(context, builder, signature, args):
-        xa = context.make_array(signature.args[0])(context, builder, args[0])
-        ya = context.make_array(signature.args[1])(context, builder, args[1])
+        xa, ya = _arguments(context, builder, signature, args)
         n = builder.extract_value(xa.shape, 0)
         f32, i64 = ir.FloatType(), ir.IntType(64)
         vector = ir.VectorType(f32, LANES)
@@ -101,12 +107,8 @@ def accumulate(typingctx, y, coefs, matrix, rows, n):
         return None
 
     def codegen(context, builder, signature, args):
-        y_type, coefs_type, matrix_type, rows_type, _ = signature.args
-        ya = context.make_array(y_type)(context, builder, args[0])
-        ca = context.make_array(coefs_type)(context, builder, args[1])
-        ma = context.make_array(matrix_type)(context, builder, args[2])
-        ra = context.make_array(rows_type)(context, builder, args[3])
-        n = context.cast(builder, args[4], signature.args[4], types.int64)
+        _, coefs_type, _, rows_type, _ = signature.args
+        ya, ca, ma, ra, n = _arguments(context, builder, signature, args)
         f32, i64 = ir.FloatType(), ir.IntType(64)
         vector = ir.VectorType(f32, LANES)
         dim = builder.extract_value(ya.shape, 0)
@@ -191,12 +193,8 @@ def dot_rows(typingctx, x, matrix, rows, n, out):
         return None
 
     def codegen(context, builder, signature, args):
-        x_type, matrix_type, rows_type, _, out_type = signature.args
-        xa = context.make_array(x_type)(context, builder, args[0])
-        ma = context.make_array(matrix_type)(context, builder, args[1])
-        ra = context.make_array(rows_type)(context, builder, args[2])
-        n = context.cast(builder, args[3], signature.args[3], types.int64)
-        oa = context.make_array(out_type)(context, builder, args[4])
+        _, _, rows_type, _, out_type = signature.args
+        xa, ma, ra, n, oa = _arguments(context, builder, signature, args)
         f32, i64 = ir.FloatType(), ir.IntType(64)
         vector = ir.VectorType(f32, LANES)
         dim = builder.extract_value(xa.shape, 0)
